@@ -1,0 +1,58 @@
+//! The admin listener (`listen.metrics`): liveness and readiness for orchestrators.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::Response;
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+
+use crate::legacy::Legacy;
+use crate::onezone::client::{Call, Forwarded};
+
+pub struct Admin {
+    legacy: Arc<Legacy>,
+}
+
+impl Admin {
+    pub fn new(legacy: Arc<Legacy>) -> Admin {
+        Admin { legacy }
+    }
+
+    /// Ready when Onezone answers its public `GET /configuration`.
+    async fn upstream_ready(&self) -> bool {
+        let call = Call::get("/configuration");
+        matches!(
+            self.legacy.client.call(&call, &Forwarded::default()).await,
+            Ok(reply) if reply.status == 200
+        )
+    }
+}
+
+fn reply(status: u16, content_type: &str, body: Vec<u8>) -> Response<Vec<u8>> {
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header(http::header::CONTENT_LENGTH, body.len())
+        .body(body)
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl ServeHttp for Admin {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let path = session.req_header().uri.path().to_string();
+        let json = "application/json";
+        match path.as_str() {
+            "/healthz" => reply(200, json, br#"{"status":"ok"}"#.to_vec()),
+            "/readyz" => {
+                if self.upstream_ready().await {
+                    reply(200, json, br#"{"status":"ready"}"#.to_vec())
+                } else {
+                    reply(503, json, br#"{"status":"upstream unavailable"}"#.to_vec())
+                }
+            }
+            _ => reply(404, json, br#"{"status":"not found"}"#.to_vec()),
+        }
+    }
+}

@@ -1,0 +1,611 @@
+//! Configuration: the TOML file schema, its defaults, and validation into typed [`Settings`].
+//!
+//! Two layers, so that every error can name the key it is about: [`FileConfig`] mirrors the file
+//! (unknown keys rejected, every key optional with the default of
+//! `config/onezone-migration-proxy.toml`), and [`FileConfig::validate`] turns it into [`Settings`],
+//! which the rest of the proxy uses.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+/// The built-in default configuration, also the documented reference of every key.
+pub const DEFAULT_CONFIG: &str = include_str!("../config/onezone-migration-proxy.toml");
+
+/// A configuration problem, naming where it is and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: {key}: {reason}")]
+    Invalid {
+        file: String,
+        key: String,
+        reason: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(file: &str, key: impl Into<String>, reason: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            file: file.to_string(),
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The dotted key the error is about, when it is about one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { key, .. } => Some(key),
+            ConfigError::Read { .. } => None,
+        }
+    }
+}
+
+// === The file layer ===
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileConfig {
+    pub listen: ListenFile,
+    pub upstream: UpstreamFile,
+    pub forwarding: ForwardingFile,
+    pub onezone: OnezoneFile,
+    pub server: ServerFile,
+    pub log: LogFile,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenFile {
+    pub http: Vec<String>,
+    pub metrics: String,
+    pub tls: Vec<TlsListenerFile>,
+}
+
+impl Default for ListenFile {
+    fn default() -> Self {
+        ListenFile {
+            http: vec!["0.0.0.0:8080".into()],
+            metrics: "127.0.0.1:9090".into(),
+            tls: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsListenerFile {
+    pub address: String,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamFile {
+    pub url: String,
+    pub verify_tls: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sni: Option<String>,
+    pub host_header: HostPolicy,
+    pub connect_timeout: String,
+    pub read_timeout: String,
+    pub total_timeout: String,
+    pub idle_timeout: String,
+    pub max_body_bytes: u64,
+}
+
+impl Default for UpstreamFile {
+    fn default() -> Self {
+        UpstreamFile {
+            url: "https://onezone.internal".into(),
+            verify_tls: true,
+            ca_file: None,
+            sni: None,
+            host_header: HostPolicy::Client,
+            connect_timeout: "5s".into(),
+            read_timeout: "60s".into(),
+            total_timeout: "30s".into(),
+            idle_timeout: "60s".into(),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Which `Host` the upstream sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HostPolicy {
+    /// The client's own `Host` (the proxy stands on Onezone's public name).
+    Client,
+    /// The host of `upstream.url`.
+    Upstream,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ForwardingFile {
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OnezoneFile {
+    pub api_prefix: String,
+    pub caller_cache_ttl: String,
+    pub caller_cache_size: usize,
+}
+
+impl Default for OnezoneFile {
+    fn default() -> Self {
+        OnezoneFile {
+            api_prefix: "/api/v3/onezone".into(),
+            caller_cache_ttl: "30s".into(),
+            caller_cache_size: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerFile {
+    pub threads: usize,
+    pub grace_period: String,
+    pub shutdown_timeout: String,
+}
+
+impl Default for ServerFile {
+    fn default() -> Self {
+        ServerFile {
+            threads: 2,
+            grace_period: "5s".into(),
+            shutdown_timeout: "5s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogFile {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Default for LogFile {
+    fn default() -> Self {
+        LogFile {
+            format: LogFormat::Human,
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+impl FileConfig {
+    /// Parses TOML text; `file` names the source in errors.
+    pub fn parse(text: &str, file: &str) -> Result<FileConfig, ConfigError> {
+        let de = toml::Deserializer::new(text);
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let mut reason = e.inner().message().trim().to_string();
+            if let Some(span) = e.inner().span() {
+                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                reason.push_str(&format!(" (line {line})"));
+            }
+            ConfigError::invalid(file, if key == "." { "(top level)" } else { &key }, reason)
+        })
+    }
+
+    /// Reads and parses a file.
+    pub fn load(path: &Path) -> Result<FileConfig, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: file.clone(),
+            source,
+        })?;
+        FileConfig::parse(&text, &file)
+    }
+
+    /// The effective configuration as TOML, for `check-config`.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
+    }
+
+    /// Checks every value and builds the typed settings.
+    pub fn validate(&self, file: &str) -> Result<Settings, ConfigError> {
+        let bad = |key: &str, reason: String| ConfigError::invalid(file, key, reason);
+        let duration = |key: &str, value: &str| -> Result<Duration, ConfigError> {
+            let d = humantime::parse_duration(value).map_err(|e| {
+                bad(
+                    key,
+                    format!("{value:?} is not a duration ({e}); e.g. \"5s\""),
+                )
+            })?;
+            if d.is_zero() {
+                return Err(bad(key, "must be greater than zero".into()));
+            }
+            Ok(d)
+        };
+        let socket = |key: &str, value: &str| -> Result<SocketAddr, ConfigError> {
+            value
+                .parse::<SocketAddr>()
+                .map_err(|_| bad(key, format!("{value:?} is not an IP:port address")))
+        };
+
+        let mut http = Vec::new();
+        for (i, a) in self.listen.http.iter().enumerate() {
+            http.push(socket(&format!("listen.http[{i}]"), a)?);
+        }
+        let metrics = if self.listen.metrics.is_empty() {
+            None
+        } else {
+            Some(socket("listen.metrics", &self.listen.metrics)?)
+        };
+        let mut tls = Vec::new();
+        for (i, t) in self.listen.tls.iter().enumerate() {
+            let key = format!("listen.tls[{i}]");
+            let address = socket(&format!("{key}.address"), &t.address)?;
+            for (name, path) in [("cert", &t.cert), ("key", &t.key)] {
+                std::fs::File::open(path).map_err(|e| {
+                    bad(
+                        &format!("{key}.{name}"),
+                        format!("cannot read {}: {e}", path.display()),
+                    )
+                })?;
+            }
+            tls.push(TlsListener {
+                address,
+                cert: t.cert.clone(),
+                key: t.key.clone(),
+            });
+        }
+        if http.is_empty() && tls.is_empty() {
+            return Err(bad(
+                "listen",
+                "no listener: set listen.http or listen.tls".into(),
+            ));
+        }
+
+        let upstream = self.validate_upstream(file, &duration)?;
+
+        let mut trusted_proxies = Vec::new();
+        for (i, p) in self.forwarding.trusted_proxies.iter().enumerate() {
+            let net = p
+                .parse::<IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    bad(
+                        &format!("forwarding.trusted_proxies[{i}]"),
+                        format!("{p:?} is not an IP address or CIDR range"),
+                    )
+                })?;
+            trusted_proxies.push(net);
+        }
+
+        let prefix = &self.onezone.api_prefix;
+        if !prefix.starts_with('/') || prefix.ends_with('/') || prefix.contains("//") {
+            return Err(bad(
+                "onezone.api_prefix",
+                format!("{prefix:?} must start with '/' and not end with '/'"),
+            ));
+        }
+        let caller_cache_ttl =
+            duration("onezone.caller_cache_ttl", &self.onezone.caller_cache_ttl)?;
+
+        if self.server.threads == 0 {
+            return Err(bad("server.threads", "must be at least 1".into()));
+        }
+        let grace_period = duration("server.grace_period", &self.server.grace_period)?;
+        let shutdown_timeout = duration("server.shutdown_timeout", &self.server.shutdown_timeout)?;
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| bad("log.level", format!("{:?}: {e}", self.log.level)))?;
+
+        Ok(Settings {
+            listen: Listen { http, tls, metrics },
+            upstream,
+            trusted_proxies,
+            api_prefix: prefix.clone(),
+            caller_cache_ttl,
+            caller_cache_size: self.onezone.caller_cache_size,
+            threads: self.server.threads,
+            grace_period,
+            shutdown_timeout,
+            log_format: self.log.format,
+            log_level: self.log.level.clone(),
+        })
+    }
+
+    fn validate_upstream(
+        &self,
+        file: &str,
+        duration: &dyn Fn(&str, &str) -> Result<Duration, ConfigError>,
+    ) -> Result<Upstream, ConfigError> {
+        let u = &self.upstream;
+        let bad = |key: &str, reason: String| ConfigError::invalid(file, key, reason);
+        let uri: http::Uri = u
+            .url
+            .parse()
+            .map_err(|e| bad("upstream.url", format!("{:?} is not a URL: {e}", u.url)))?;
+        let tls = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => {
+                return Err(bad(
+                    "upstream.url",
+                    format!("{:?} must start with http:// or https://", u.url),
+                ))
+            }
+        };
+        let Some(authority) = uri.authority() else {
+            return Err(bad("upstream.url", format!("{:?} has no host", u.url)));
+        };
+        if authority.as_str().contains('@') {
+            return Err(bad("upstream.url", "must not carry credentials".into()));
+        }
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            return Err(bad(
+                "upstream.url",
+                format!(
+                    "{:?}: give scheme, host and port only; the API prefix is onezone.api_prefix",
+                    u.url
+                ),
+            ));
+        }
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        if let Some(ca) = &u.ca_file {
+            std::fs::File::open(ca).map_err(|e| {
+                bad(
+                    "upstream.ca_file",
+                    format!("cannot read {}: {e}", ca.display()),
+                )
+            })?;
+        }
+        if u.max_body_bytes == 0 {
+            return Err(bad(
+                "upstream.max_body_bytes",
+                "must be greater than zero".into(),
+            ));
+        }
+        Ok(Upstream {
+            tls,
+            host: host.to_string(),
+            port,
+            authority: authority.as_str().to_string(),
+            sni: u.sni.clone().unwrap_or_else(|| host.to_string()),
+            verify_tls: u.verify_tls,
+            ca_file: u.ca_file.clone(),
+            host_header: u.host_header,
+            connect_timeout: duration("upstream.connect_timeout", &u.connect_timeout)?,
+            read_timeout: duration("upstream.read_timeout", &u.read_timeout)?,
+            total_timeout: duration("upstream.total_timeout", &u.total_timeout)?,
+            idle_timeout: duration("upstream.idle_timeout", &u.idle_timeout)?,
+            max_body_bytes: usize::try_from(u.max_body_bytes).unwrap_or(usize::MAX),
+        })
+    }
+}
+
+// === The typed layer ===
+
+/// Validated settings: what the proxy runs on.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: Listen,
+    pub upstream: Upstream,
+    pub trusted_proxies: Vec<IpNet>,
+    pub api_prefix: String,
+    pub caller_cache_ttl: Duration,
+    pub caller_cache_size: usize,
+    pub threads: usize,
+    pub grace_period: Duration,
+    pub shutdown_timeout: Duration,
+    pub log_format: LogFormat,
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Listen {
+    pub http: Vec<SocketAddr>,
+    pub tls: Vec<TlsListener>,
+    pub metrics: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsListener {
+    pub address: SocketAddr,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    /// `host[:port]` as written in the URL, for `Host` under [`HostPolicy::Upstream`].
+    pub authority: String,
+    pub sni: String,
+    pub verify_tls: bool,
+    pub ca_file: Option<PathBuf>,
+    pub host_header: HostPolicy,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub total_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+impl Upstream {
+    /// Resolves the upstream host once; a name is looked up again only on restart.
+    pub fn resolve(&self) -> std::io::Result<SocketAddr> {
+        (self.host.as_str(), self.port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{} has no address", self.host),
+                )
+            })
+    }
+
+    /// The scheme and authority, e.g. `https://onezone.example.org`.
+    pub fn base_url(&self) -> String {
+        format!(
+            "{}://{}",
+            if self.tls { "https" } else { "http" },
+            self.authority
+        )
+    }
+}
+
+/// Command-line values that override the file.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub upstream: Option<String>,
+    pub metrics_listen: Option<String>,
+}
+
+impl FileConfig {
+    /// Applies command-line overrides: `--listen` replaces the plain HTTP listeners.
+    pub fn apply(&mut self, o: &Overrides) {
+        if let Some(l) = &o.listen {
+            self.listen.http = vec![l.clone()];
+        }
+        if let Some(u) = &o.upstream {
+            self.upstream.url = u.clone();
+        }
+        if let Some(m) = &o.metrics_listen {
+            self.listen.metrics = m.clone();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn invalid(text: &str) -> (String, String) {
+        match FileConfig::parse(text, "t.toml").and_then(|f| f.validate("t.toml")) {
+            Err(ConfigError::Invalid { key, reason, .. }) => (key, reason),
+            other => panic!("expected an invalid config, got {other:?}"),
+        }
+    }
+
+    /// The embedded reference file and the Rust defaults must say the same thing.
+    #[test]
+    fn embedded_default_matches_code_defaults() {
+        let parsed = FileConfig::parse(DEFAULT_CONFIG, "default").expect("default parses");
+        assert_eq!(parsed, FileConfig::default());
+        parsed.validate("default").expect("default validates");
+    }
+
+    #[test]
+    fn empty_file_is_the_default() {
+        assert_eq!(FileConfig::parse("", "e").unwrap(), FileConfig::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let (key, reason) = invalid("[upstream]\nurll = \"http://x\"\n");
+        assert_eq!(key, "upstream.urll");
+        assert!(reason.contains("unknown field `urll`"), "{reason}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let (key, reason) = invalid("[upstream]\nverify_tls = \"yes\"\n");
+        assert_eq!(key, "upstream.verify_tls");
+        assert!(reason.contains("invalid type"), "{reason}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let cases = [
+            ("[upstream]\nurl = \"ftp://x\"", "upstream.url"),
+            ("[upstream]\nurl = \"http://x/api\"", "upstream.url"),
+            (
+                "[upstream]\nconnect_timeout = \"soon\"",
+                "upstream.connect_timeout",
+            ),
+            ("[upstream]\nread_timeout = \"0s\"", "upstream.read_timeout"),
+            ("[upstream]\nmax_body_bytes = 0", "upstream.max_body_bytes"),
+            ("[upstream]\nhost_header = \"both\"", "upstream.host_header"),
+            ("[listen]\nhttp = [\"nowhere\"]", "listen.http[0]"),
+            ("[listen]\nmetrics = \"1.2.3.4\"", "listen.metrics"),
+            ("[listen]\nhttp = []", "listen"),
+            (
+                "[forwarding]\ntrusted_proxies = [\"10.0.0.0/8\", \"x\"]",
+                "forwarding.trusted_proxies[1]",
+            ),
+            ("[onezone]\napi_prefix = \"api/\"", "onezone.api_prefix"),
+            ("[server]\nthreads = 0", "server.threads"),
+            ("[log]\nformat = \"xml\"", "log.format"),
+        ];
+        for (text, want) in cases {
+            let (key, _) = invalid(text);
+            assert_eq!(key, want, "for {text:?}");
+        }
+    }
+
+    #[test]
+    fn tls_files_must_exist() {
+        let (key, reason) = invalid(
+            "[[listen.tls]]\naddress = \"127.0.0.1:8443\"\ncert = \"/nonexistent/c.pem\"\nkey = \"/nonexistent/k.pem\"\n",
+        );
+        assert_eq!(key, "listen.tls[0].cert");
+        assert!(reason.contains("cannot read"), "{reason}");
+    }
+
+    #[test]
+    fn upstream_is_typed() {
+        let s = FileConfig::parse(
+            "[upstream]\nurl = \"http://[::1]:9080\"\nhost_header = \"upstream\"\n[forwarding]\ntrusted_proxies = [\"10.1.2.3\", \"192.168.0.0/16\"]",
+            "t",
+        )
+        .unwrap()
+        .validate("t")
+        .unwrap();
+        assert!(!s.upstream.tls);
+        assert_eq!(s.upstream.host, "::1");
+        assert_eq!(s.upstream.port, 9080);
+        assert_eq!(s.upstream.authority, "[::1]:9080");
+        assert_eq!(s.upstream.host_header, HostPolicy::Upstream);
+        assert_eq!(s.trusted_proxies.len(), 2);
+        assert_eq!(s.upstream.base_url(), "http://[::1]:9080");
+    }
+
+    #[test]
+    fn overrides_replace_file_values() {
+        let mut f = FileConfig::default();
+        f.apply(&Overrides {
+            listen: Some("127.0.0.1:1".into()),
+            upstream: Some("http://127.0.0.1:2".into()),
+            metrics_listen: Some("127.0.0.1:3".into()),
+        });
+        let s = f.validate("t").unwrap();
+        assert_eq!(s.listen.http, vec!["127.0.0.1:1".parse().unwrap()]);
+        assert_eq!(s.upstream.port, 2);
+        assert_eq!(s.listen.metrics, Some("127.0.0.1:3".parse().unwrap()));
+    }
+}

@@ -1,0 +1,308 @@
+//! Who is calling: a user or a Oneprovider, and its id.
+//!
+//! Onezone's legacy code creates the token as the calling subject, so the proxy must know it:
+//! `POST /tokens/examine` for a token, `GET /user` for Basic auth. Answers are cached per replica
+//! for a short time, keyed by a SHA-256 digest of the credential (never the credential itself).
+//! The cache only picks the endpoint and names; Onezone still authenticates every call.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use http::HeaderMap;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::{legacy_error, Answer, Legacy};
+use crate::onezone::client::{Call, CallError, Forwarded};
+
+/// The credential Onezone would authenticate the request with, in Onezone's order.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    Token(String),
+    Basic(String),
+    None,
+}
+
+// Never print a credential, not even in debug output.
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Credential::Token(_) => "Token(..)",
+            Credential::Basic(_) => "Basic(..)",
+            Credential::None => "None",
+        })
+    }
+}
+
+impl Credential {
+    /// `X-Auth-Token`, then `Authorization: Bearer`, then `Macaroon`, then Basic auth.
+    pub fn from_headers(headers: &HeaderMap) -> Credential {
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+        };
+        let authorization = text("authorization");
+        let scheme = |prefix: &str| {
+            authorization.and_then(|a| {
+                let (s, rest) = a.split_once(' ')?;
+                s.eq_ignore_ascii_case(prefix).then(|| rest.trim())
+            })
+        };
+        if let Some(t) = text("x-auth-token") {
+            return Credential::Token(t.to_string());
+        }
+        if let Some(t) = scheme("bearer") {
+            return Credential::Token(t.to_string());
+        }
+        if let Some(t) = text("macaroon") {
+            return Credential::Token(t.to_string());
+        }
+        if let Some(b) = scheme("basic") {
+            return Credential::Basic(b.to_string());
+        }
+        Credential::None
+    }
+
+    /// The cache key: a digest, so the raw credential is never kept.
+    pub fn digest(&self) -> Option<[u8; 32]> {
+        let (kind, value) = match self {
+            Credential::Token(t) => ("token", t),
+            Credential::Basic(b) => ("basic", b),
+            Credential::None => return None,
+        };
+        let mut h = Sha256::new();
+        h.update(kind.as_bytes());
+        h.update([0]);
+        h.update(value.as_bytes());
+        Some(h.finalize().into())
+    }
+}
+
+/// The subject Onezone sees for a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subject {
+    User(String),
+    Provider(String),
+    /// Not resolved (no credential, or Onezone would not tell): calls go to the user endpoints and
+    /// Onezone answers the authentication error itself.
+    Unknown,
+}
+
+impl Subject {
+    pub fn id(&self) -> Option<&str> {
+        match self {
+            Subject::User(id) | Subject::Provider(id) => Some(id),
+            Subject::Unknown => None,
+        }
+    }
+}
+
+/// One legacy caller: its forwarded headers, credential and (once resolved) subject.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub forwarded: Forwarded,
+    pub credential: Credential,
+    pub subject: Subject,
+}
+
+/// A small TTL cache of resolved subjects, bounded in size.
+pub struct CallerCache {
+    ttl: Duration,
+    capacity: usize,
+    entries: Mutex<HashMap<[u8; 32], (Subject, Instant)>>,
+}
+
+impl CallerCache {
+    pub fn new(ttl: Duration, capacity: usize) -> CallerCache {
+        CallerCache {
+            ttl,
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn get(&self, key: &[u8; 32], now: Instant) -> Option<Subject> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries
+            .get(key)
+            .filter(|(_, at)| now.duration_since(*at) < self.ttl)
+            .map(|(s, _)| s.clone())
+    }
+
+    pub fn put(&self, key: [u8; 32], subject: Subject, now: Instant) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= self.capacity {
+            entries.retain(|_, (_, at)| now.duration_since(*at) < self.ttl);
+            if entries.len() >= self.capacity {
+                // Still full of live entries: start over rather than track recency.
+                entries.clear();
+            }
+        }
+        entries.insert(key, (subject, now));
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Reads the subject from a `POST /tokens/examine` answer.
+pub fn subject_from_examine(body: &serde_json::Value) -> Subject {
+    let subject = &body["subject"];
+    match (subject["type"].as_str(), subject["id"].as_str()) {
+        (Some("user"), Some(id)) => Subject::User(id.to_string()),
+        (Some("oneprovider"), Some(id)) => Subject::Provider(id.to_string()),
+        _ => Subject::Unknown,
+    }
+}
+
+impl Legacy {
+    /// Resolves the caller's subject (cached by credential digest).
+    pub(super) async fn resolve(&self, mut caller: Caller) -> Result<Caller, CallError> {
+        let Some(key) = caller.credential.digest() else {
+            return Ok(caller);
+        };
+        if let Some(subject) = self.callers.get(&key, Instant::now()) {
+            caller.subject = subject;
+            return Ok(caller);
+        }
+        let subject = match &caller.credential {
+            Credential::Token(token) => {
+                let call = Call::post("/tokens/examine", json!({ "token": token }));
+                let reply = self.client.call(&call, &caller.forwarded).await?;
+                if reply.is_success() {
+                    subject_from_examine(&reply.body)
+                } else {
+                    Subject::Unknown
+                }
+            }
+            Credential::Basic(_) => {
+                let reply = self
+                    .client
+                    .call(&Call::get("/user"), &caller.forwarded)
+                    .await?;
+                match reply.body["userId"].as_str() {
+                    Some(id) if reply.is_success() => Subject::User(id.to_string()),
+                    _ => Subject::Unknown,
+                }
+            }
+            Credential::None => Subject::Unknown,
+        };
+        if subject != Subject::Unknown {
+            self.callers.put(key, subject.clone(), Instant::now());
+        }
+        caller.subject = subject;
+        Ok(caller)
+    }
+
+    /// The calling user's own id; when it is not a user Onezone's `GET /user` answer says why.
+    pub(super) async fn own_user_id(
+        &self,
+        caller: &Caller,
+    ) -> Result<Result<String, Answer>, CallError> {
+        if let Subject::User(id) = &caller.subject {
+            return Ok(Ok(id.clone()));
+        }
+        let reply = self
+            .client
+            .call(&Call::get("/user"), &caller.forwarded)
+            .await?;
+        Ok(match reply.body["userId"].as_str() {
+            Some(id) if reply.is_success() => Ok(id.to_string()),
+            _ if reply.is_success() => Err(Answer::call_failed(CallError::BadBody)),
+            _ => Err(legacy_error(&reply)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn credential_order_follows_onezone() {
+        let all = headers(&[
+            ("authorization", "Bearer b"),
+            ("macaroon", "m"),
+            ("x-auth-token", "x"),
+        ]);
+        assert_eq!(
+            Credential::from_headers(&all),
+            Credential::Token("x".into())
+        );
+        let bm = headers(&[("macaroon", "m"), ("authorization", "bearer b")]);
+        assert_eq!(Credential::from_headers(&bm), Credential::Token("b".into()));
+        let m = headers(&[("macaroon", "m"), ("authorization", "Basic YTpi")]);
+        assert_eq!(Credential::from_headers(&m), Credential::Token("m".into()));
+        let b = headers(&[("authorization", "Basic YTpi")]);
+        assert_eq!(
+            Credential::from_headers(&b),
+            Credential::Basic("YTpi".into())
+        );
+        assert_eq!(Credential::from_headers(&headers(&[])), Credential::None);
+        assert_eq!(
+            Credential::from_headers(&headers(&[("x-auth-token", " ")])),
+            Credential::None
+        );
+    }
+
+    #[test]
+    fn digest_separates_kinds_and_hides_the_value() {
+        let t = Credential::Token("abc".into()).digest().unwrap();
+        let b = Credential::Basic("abc".into()).digest().unwrap();
+        assert_ne!(t, b);
+        assert_eq!(Credential::None.digest(), None);
+        assert_eq!(
+            format!("{:?}", Credential::Token("secret".into())),
+            "Token(..)"
+        );
+    }
+
+    #[test]
+    fn cache_expires_and_stays_bounded() {
+        let c = CallerCache::new(Duration::from_secs(10), 2);
+        let t0 = Instant::now();
+        c.put([1; 32], Subject::User("u".into()), t0);
+        assert_eq!(
+            c.get(&[1; 32], t0 + Duration::from_secs(9)),
+            Some(Subject::User("u".into()))
+        );
+        assert_eq!(c.get(&[1; 32], t0 + Duration::from_secs(10)), None);
+        c.put([2; 32], Subject::Provider("p".into()), t0);
+        c.put([3; 32], Subject::Provider("q".into()), t0);
+        assert!(c.len() <= 2);
+        assert_eq!(c.get(&[3; 32], t0), Some(Subject::Provider("q".into())));
+    }
+
+    #[test]
+    fn examine_subjects() {
+        let u = json!({"subject": {"type": "user", "id": "u1"}});
+        assert_eq!(subject_from_examine(&u), Subject::User("u1".into()));
+        let p = json!({"subject": {"type": "oneprovider", "id": "p1"}});
+        assert_eq!(subject_from_examine(&p), Subject::Provider("p1".into()));
+        assert_eq!(
+            subject_from_examine(&json!({"subject": {"type": "nobody"}})),
+            Subject::Unknown
+        );
+    }
+}

@@ -1,0 +1,252 @@
+//! Serving Onezone's deprecated token endpoints through the tokens API, answering as Onezone's
+//! own legacy code does (status, body, error ids).
+//!
+//! [`Legacy::handle`] takes a matched [`Route`] and the client's request and returns the legacy
+//! [`Answer`]; it never touches the downstream connection, so everything here is testable
+//! without Pingora. The mapping steps are pure functions with unit tests beside them.
+
+mod caller;
+mod client_tokens;
+mod invite;
+pub mod names;
+
+use bytes::Bytes;
+use http::HeaderMap;
+use serde_json::{json, Value};
+
+pub use caller::{Caller, CallerCache, Credential, Subject};
+
+use crate::onezone::client::{CallError, Forwarded, OnezoneClient, Reply};
+use crate::onezone::error::OnezoneError;
+use crate::routes::{Handler, Route};
+
+/// The headers Onezone reads credentials from; copied unchanged onto every upstream call.
+pub const CREDENTIAL_HEADERS: [&str; 5] = [
+    "x-auth-token",
+    "authorization",
+    "macaroon",
+    "x-onedata-consumer-token",
+    "x-onedata-service-token",
+];
+
+/// A legacy call as the proxy received it.
+#[derive(Debug, Clone)]
+pub struct LegacyRequest {
+    pub route: &'static Route,
+    /// The decoded `{id}` / `{tid}` path segment, not yet validated.
+    pub param: Option<Vec<u8>>,
+    pub headers: HeaderMap,
+    /// Proxy headers (`X-Forwarded-*`) to add to the upstream calls.
+    pub forwarding: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub body: Bytes,
+}
+
+/// The legacy answer: status and JSON body (`None` for 204).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Option<Value>,
+    /// The caller's subject id when it was resolved, for the access log.
+    pub subject: Option<String>,
+    /// Why a call to Onezone failed, when that is what this answer reports.
+    pub failure: Option<&'static str>,
+}
+
+impl Answer {
+    pub fn ok(body: Value) -> Answer {
+        Answer {
+            status: 200,
+            body: Some(body),
+            subject: None,
+            failure: None,
+        }
+    }
+
+    pub fn no_content() -> Answer {
+        Answer {
+            status: 204,
+            body: None,
+            subject: None,
+            failure: None,
+        }
+    }
+
+    pub fn error(e: OnezoneError) -> Answer {
+        Answer {
+            status: e.status,
+            body: Some(e.to_json()),
+            subject: None,
+            failure: None,
+        }
+    }
+
+    /// A call to Onezone failed: 504 for a timeout, 502 otherwise.
+    pub fn call_failed(e: CallError) -> Answer {
+        let err = match e {
+            CallError::Timeout => OnezoneError::gateway_timeout(),
+            other => OnezoneError::bad_gateway(&other.to_string()),
+        };
+        Answer {
+            failure: Some(e.reason()),
+            ..Answer::error(err)
+        }
+    }
+
+    /// A token answer, `200 {"token": ...}`.
+    pub fn token(token: String) -> Answer {
+        Answer::ok(json!({ "token": token }))
+    }
+
+    fn for_subject(mut self, caller: &Caller) -> Answer {
+        self.subject = caller.subject.id().map(str::to_string);
+        self
+    }
+}
+
+/// Maps an error answer from the tokens API to what the legacy endpoint answers.
+///
+/// Onezone's legacy path checks the target and the caller's privileges before it creates the
+/// token, answering 404 and 403; the tokens API reports the same two conditions as 400s.
+pub fn legacy_error(reply: &Reply) -> Answer {
+    match reply.error_id() {
+        Some("inviteTokenTargetIdInvalid") => Answer::error(OnezoneError::not_found()),
+        Some("inviteTokenSubjectNotAuthorized") => Answer::error(OnezoneError::forbidden()),
+        Some(_) => Answer {
+            status: reply.status,
+            body: Some(reply.body.clone()),
+            subject: None,
+            failure: None,
+        },
+        // Not Onezone's error shape (e.g. a load balancer's page): keep the status, give the shape.
+        None => Answer::error(generic_error(reply.status)),
+    }
+}
+
+fn generic_error(status: u16) -> OnezoneError {
+    match status {
+        401 => OnezoneError::unauthorized(),
+        403 => OnezoneError::forbidden(),
+        404 => OnezoneError::not_found(),
+        502..=504 => OnezoneError::bad_gateway(&format!("status {status}")),
+        _ => OnezoneError {
+            status,
+            ..OnezoneError::internal()
+        },
+    }
+}
+
+/// Legacy endpoints take no body; Onezone accepts none, or any JSON, and refuses anything else.
+pub fn check_body(body: &[u8]) -> Result<(), OnezoneError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(());
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map(|_| ())
+        .map_err(|_| OnezoneError::malformed_data())
+}
+
+/// The legacy endpoints' service: the Onezone client and the caller cache.
+pub struct Legacy {
+    pub client: OnezoneClient,
+    pub callers: CallerCache,
+}
+
+impl Legacy {
+    pub fn new(client: OnezoneClient, callers: CallerCache) -> Legacy {
+        Legacy { client, callers }
+    }
+
+    /// Serves one legacy call.
+    pub async fn handle(&self, req: LegacyRequest) -> Answer {
+        if let Err(e) = check_body(&req.body) {
+            return Answer::error(e);
+        }
+        let mut forwarded = Forwarded::default();
+        for name in CREDENTIAL_HEADERS {
+            for value in req.headers.get_all(name) {
+                forwarded
+                    .headers
+                    .push((http::HeaderName::from_static(name), value.clone()));
+            }
+        }
+        forwarded.headers.extend(req.forwarding.iter().cloned());
+        let credential = Credential::from_headers(&req.headers);
+        let caller = Caller {
+            forwarded,
+            credential,
+            subject: Subject::Unknown,
+        };
+        let param = req.param.as_deref();
+        let result = match req.route.handler {
+            Handler::Invite(inv) => invite::create(self, &inv, param, caller).await,
+            Handler::CreateClientToken => client_tokens::create(self, caller).await,
+            Handler::ListClientTokens => client_tokens::list(self, caller).await,
+            Handler::DeleteClientToken => client_tokens::delete(self, param, caller).await,
+        };
+        result.unwrap_or_else(Answer::call_failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(status: u16, body: Value) -> Reply {
+        Reply { status, body }
+    }
+
+    #[test]
+    fn invite_errors_become_legacy_errors() {
+        let target = reply(
+            400,
+            json!({"error": {"id": "inviteTokenTargetIdInvalid", "description": "x", "details": {"id": "g"}}}),
+        );
+        let a = legacy_error(&target);
+        assert_eq!(a.status, 404);
+        assert_eq!(a.body.unwrap()["error"]["id"], "notFound");
+
+        let subject = reply(
+            400,
+            json!({"error": {"id": "inviteTokenSubjectNotAuthorized", "description": "x"}}),
+        );
+        let a = legacy_error(&subject);
+        assert_eq!(a.status, 403);
+        assert_eq!(
+            a.body.unwrap(),
+            json!({"error": {"id": "forbidden", "description": "You are not authorized to perform this operation."}})
+        );
+    }
+
+    #[test]
+    fn other_errors_keep_status_and_body() {
+        let body = json!({"error": {"id": "unauthorized", "description": "d", "details": {"authError": {"id": "tokenInvalid"}}}});
+        let a = legacy_error(&reply(401, body.clone()));
+        assert_eq!((a.status, a.body), (401, Some(body)));
+        let a = legacy_error(&reply(503, Value::Null));
+        assert_eq!(a.status, 502);
+        assert_eq!(a.body.unwrap()["error"]["id"], "badGateway");
+        let a = legacy_error(&reply(500, Value::Null));
+        assert_eq!(a.status, 500);
+        assert_eq!(a.body.unwrap()["error"]["id"], "internalServerError");
+    }
+
+    #[test]
+    fn bodies_are_empty_or_json() {
+        assert!(check_body(b"").is_ok());
+        assert!(check_body(b" \r\n").is_ok());
+        assert!(check_body(b"{}").is_ok());
+        assert!(check_body(br#"{"any": ["json"]}"#).is_ok());
+        assert_eq!(check_body(b"token=1").unwrap_err().id, "malformedData");
+        assert_eq!(check_body(b"{").unwrap_err().status, 400);
+    }
+
+    #[test]
+    fn call_failures_are_gateway_errors() {
+        let a = Answer::call_failed(CallError::Timeout);
+        assert_eq!(a.status, 504);
+        assert_eq!(a.failure, Some("timeout"));
+        let a = Answer::call_failed(CallError::Connect);
+        assert_eq!(a.status, 502);
+        assert_eq!(a.body.unwrap()["error"]["id"], "badGateway");
+    }
+}

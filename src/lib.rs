@@ -1,0 +1,15 @@
+//! onezone-migration-proxy: a reverse proxy in front of Onedata's Onezone that serves the
+//! deprecated token endpoints through the tokens API, so legacy clients keep working while they
+//! migrate, and passes every other call through untouched.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod config;
+pub mod forwarding;
+pub mod legacy;
+pub mod onezone;
+pub mod proxy;
+pub mod routes;
+pub mod server;
+// pub mod standin;
+pub mod upstream;

@@ -1,0 +1,280 @@
+//! The command line: run the proxy, check a config, or run the demo.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use onezone_migration_proxy::config::{
+    ConfigError, FileConfig, LogFormat, Overrides, Settings, DEFAULT_CONFIG,
+};
+use onezone_migration_proxy::{routes, server, standin};
+
+/// A reverse proxy for Onedata's Onezone that keeps clients of the deprecated token endpoints
+/// working by serving them through the tokens API, and passes every other call through.
+#[derive(Parser, Debug)]
+#[command(name = "onezone-migration-proxy", version, about, long_about = None)]
+struct Cli {
+    /// Configuration file (TOML). Without it the built-in default configuration is used.
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// Plain HTTP listen address; replaces `listen.http`.
+    #[arg(long, value_name = "ADDR", global = true)]
+    listen: Option<String>,
+    /// Onezone URL, e.g. https://onezone.example.org; replaces `upstream.url`.
+    #[arg(long, value_name = "URL", global = true)]
+    upstream: Option<String>,
+    /// Metrics and health listen address; replaces `listen.metrics`.
+    #[arg(long, value_name = "ADDR", global = true)]
+    metrics_listen: Option<String>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the proxy (the default).
+    Run,
+    /// Validate a configuration file and print the effective configuration; exit 0 or 1.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+    /// Run an embedded Onezone stand-in on loopback with the proxy in front of it, and print
+    /// curl commands to try. Ctrl-C stops both.
+    Demo,
+    /// List the deprecated endpoints the proxy serves.
+    Routes,
+}
+
+impl Cli {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            listen: self.listen.clone(),
+            upstream: self.upstream.clone(),
+            metrics_listen: self.metrics_listen.clone(),
+        }
+    }
+
+    /// The file config (given or built-in) with the command-line overrides applied.
+    fn file_config(&self, path: Option<&PathBuf>) -> Result<(FileConfig, String), ConfigError> {
+        let (mut file, name) = match path {
+            Some(p) => (FileConfig::load(p)?, p.display().to_string()),
+            None => (
+                FileConfig::parse(DEFAULT_CONFIG, "built-in default")?,
+                "built-in default".into(),
+            ),
+        };
+        file.apply(&self.overrides());
+        Ok((file, name))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match &cli.command {
+        Some(Command::CheckConfig { file }) => check_config(&cli, file),
+        Some(Command::Routes) => {
+            print_routes();
+            ExitCode::SUCCESS
+        }
+        Some(Command::Demo) => demo(&cli),
+        Some(Command::Run) | None => run(&cli),
+    }
+}
+
+fn check_config(cli: &Cli, file: &PathBuf) -> ExitCode {
+    match cli
+        .file_config(Some(file))
+        .and_then(|(f, name)| f.validate(&name).map(|_| f))
+    {
+        Ok(f) => {
+            print!("{}", f.to_toml());
+            eprintln!("{}: ok", file.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(cli: &Cli) -> Result<Settings, ConfigError> {
+    let (file, name) = cli.file_config(cli.config.as_ref())?;
+    file.validate(&name)
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&settings.log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match settings.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Human => builder.init(),
+    }
+}
+
+fn run(cli: &Cli) -> ExitCode {
+    let settings = match load(cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&settings);
+    start(settings)
+}
+
+fn start(settings: Settings) -> ExitCode {
+    tracing::info!(
+        upstream = %settings.upstream.base_url(),
+        http = ?settings.listen.http,
+        metrics = ?settings.listen.metrics,
+        "starting"
+    );
+    match server::build(settings) {
+        Ok(s) => {
+            server::run(s);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn print_routes() {
+    println!(
+        "{:<7} {:<52} {:<21} {:<12} operation",
+        "method", "path", "invite type", "target key"
+    );
+    for r in routes::ROUTES {
+        let (invite_type, target_key) = match r.handler {
+            routes::Handler::Invite(i) => (i.invite_type, i.target_key),
+            _ => ("-", "-"),
+        };
+        println!(
+            "{:<7} {:<52} {:<21} {:<12} {}",
+            r.method, r.template, invite_type, target_key, r.operation
+        );
+    }
+}
+
+fn demo(cli: &Cli) -> ExitCode {
+    // The stand-in runs on its own runtime thread; Pingora owns the main thread.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(rt) => rt,
+            Err(e) => {
+                let _ = tx.send(Err(e));
+                return;
+            }
+        };
+        rt.block_on(async move {
+            match standin::StandIn::start(standin::World::demo()).await {
+                Ok(s) => {
+                    let _ = tx.send(Ok(s.addr()));
+                    // Keep serving until the process exits.
+                    std::future::pending::<()>().await;
+                    drop(s);
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                }
+            }
+        });
+    });
+    let standin_addr = match rx.recv() {
+        Ok(Ok(addr)) => addr,
+        Ok(Err(e)) => {
+            eprintln!("error: cannot start the Onezone stand-in: {e}");
+            return ExitCode::FAILURE;
+        }
+        Err(_) => {
+            eprintln!("error: the Onezone stand-in did not start");
+            return ExitCode::FAILURE;
+        }
+    };
+    let demo_cli = Cli {
+        config: cli.config.clone(),
+        listen: cli.listen.clone().or(Some("127.0.0.1:8080".into())),
+        upstream: Some(format!("http://{standin_addr}")),
+        metrics_listen: cli.metrics_listen.clone().or(Some("127.0.0.1:9090".into())),
+        command: None,
+    };
+    let settings = match load(&demo_cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    init_logging(&settings);
+    let proxy = settings
+        .listen
+        .http
+        .first()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let metrics = settings
+        .listen
+        .metrics
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    println!(
+        "{}",
+        demo_text(
+            &proxy,
+            &metrics,
+            &standin_addr.to_string(),
+            &settings.api_prefix
+        )
+    );
+    start(settings)
+}
+
+fn demo_text(proxy: &str, metrics: &str, standin: &str, prefix: &str) -> String {
+    use standin::demo::*;
+    let base = format!("http://{proxy}{prefix}");
+    format!(
+        r#"
+Onezone stand-in on http://{standin}, onezone-migration-proxy on http://{proxy}
+(metrics and health on http://{metrics}). Try, in another terminal:
+
+# An ordinary call, passed through untouched:
+curl -s {base}/configuration
+
+# A legacy group invite, served through the tokens API (200 {{"token": ...}}):
+curl -s -X POST -H 'X-Auth-Token: {ALICE_TOKEN}' {base}/groups/{GROUP_ID}/users/token
+
+# The same as a user without the privilege (403 forbidden), and with no credential (401):
+curl -s -X POST -H 'X-Auth-Token: {BOB_TOKEN}' {base}/groups/{GROUP_ID}/users/token
+curl -s -X POST {base}/groups/{GROUP_ID}/users/token
+
+# A Oneprovider inviting a user to its own cluster:
+curl -s -X POST -H 'X-Auth-Token: {PROVIDER_TOKEN}' {base}/clusters/{CLUSTER_ID}/users/token
+
+# Legacy client tokens: create one (Basic auth), list them:
+curl -s -X POST -u {user}:{password} {base}/user/client_tokens
+curl -s -H 'X-Auth-Token: {ALICE_TOKEN}' {base}/user/client_tokens
+
+# What the tokens API holds now:
+curl -s -H 'X-Auth-Token: {ALICE_TOKEN}' {base}/user/tokens/named
+
+# Health:
+curl -s http://{metrics}/readyz
+
+Ctrl-C stops the demo.
+"#,
+        user = ALICE_BASIC.0,
+        password = ALICE_BASIC.1,
+    )
+}

@@ -1,0 +1,281 @@
+//! The client the proxy uses to call Onezone's tokens API on behalf of a legacy caller.
+//!
+//! It is Pingora's own connector, pooled, with the same peer (address, TLS, timeouts) as the
+//! pass-through path. Bodies are JSON and buffered up to `upstream.max_body_bytes`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderName, HeaderValue, Method};
+use pingora::connectors::http::Connector;
+use pingora::connectors::ConnectorOptions;
+use pingora::http::RequestHeader;
+use pingora::server::configuration::ServerConf;
+use pingora::upstreams::peer::HttpPeer;
+use serde_json::Value;
+
+use super::error::error_id;
+
+/// What went wrong talking to Onezone (not an error answer from it: those are [`Reply`]s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("cannot connect to Onezone")]
+    Connect,
+    #[error("Onezone did not answer in time")]
+    Timeout,
+    #[error("the connection to Onezone failed")]
+    Io,
+    #[error("Onezone's answer is larger than the proxy's limit")]
+    TooLarge,
+    #[error("Onezone's answer is not valid JSON")]
+    BadBody,
+}
+
+impl CallError {
+    /// A short label for logs and metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CallError::Connect => "connect",
+            CallError::Timeout => "timeout",
+            CallError::Io => "reset",
+            CallError::TooLarge => "too_large",
+            CallError::BadBody => "bad_body",
+        }
+    }
+}
+
+/// One call to the tokens API.
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: Method,
+    /// Path below the API prefix, e.g. `/user/tokens/named`.
+    pub path: String,
+    pub body: Option<Value>,
+}
+
+impl Call {
+    pub fn get(path: impl Into<String>) -> Call {
+        Call {
+            method: Method::GET,
+            path: path.into(),
+            body: None,
+        }
+    }
+
+    pub fn post(path: impl Into<String>, body: Value) -> Call {
+        Call {
+            method: Method::POST,
+            path: path.into(),
+            body: Some(body),
+        }
+    }
+
+    pub fn delete(path: impl Into<String>) -> Call {
+        Call {
+            method: Method::DELETE,
+            path: path.into(),
+            body: None,
+        }
+    }
+}
+
+/// Onezone's answer: its status and JSON body (`Null` when empty).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    pub fn error_id(&self) -> Option<&str> {
+        error_id(&self.body)
+    }
+}
+
+/// Headers copied from the client onto every call made for it: credentials and forwarding.
+#[derive(Debug, Clone, Default)]
+pub struct Forwarded {
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+pub struct OnezoneClient {
+    connector: Connector,
+    peer: HttpPeer,
+    prefix: String,
+    /// `Host` sent upstream when the policy overrides the client's.
+    host: String,
+    max_body: usize,
+    idle_timeout: Duration,
+}
+
+impl OnezoneClient {
+    pub fn new(
+        conf: &ServerConf,
+        peer: HttpPeer,
+        prefix: &str,
+        host: String,
+        max_body: usize,
+        idle_timeout: Duration,
+    ) -> Self {
+        OnezoneClient {
+            connector: Connector::new(Some(ConnectorOptions::from_server_conf(conf))),
+            peer,
+            prefix: prefix.to_string(),
+            host,
+            max_body,
+            idle_timeout,
+        }
+    }
+
+    /// Sends one call; `client` carries the caller's credentials, unchanged.
+    ///
+    /// Retried once only when Pingora says a pooled connection was closed before it took the
+    /// request (so it cannot have been processed); token creation is never retried otherwise.
+    pub async fn call(&self, call: &Call, client: &Forwarded) -> Result<Reply, CallError> {
+        let body = match &call.body {
+            Some(v) => Bytes::from(v.to_string()),
+            None => Bytes::new(),
+        };
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (mut session, reused) = self
+                .connector
+                .get_http_session(&self.peer)
+                .await
+                .map_err(|e| classify(&e, true))?;
+            let header = self
+                .header(call, client, body.len())
+                .map_err(|_| CallError::Io)?;
+            match self.exchange(&mut session, header, body.clone()).await {
+                Ok((status, bytes, reusable)) => {
+                    if reusable {
+                        self.connector
+                            .release_http_session(session, &self.peer, Some(self.idle_timeout))
+                            .await;
+                    }
+                    let body = match serde_json::from_slice(&bytes) {
+                        Ok(v) => v,
+                        Err(_) if bytes.is_empty() => Value::Null,
+                        // An error page that is not JSON still tells its status.
+                        Err(_) if status >= 400 => Value::Null,
+                        Err(_) => return Err(CallError::BadBody),
+                    };
+                    return Ok(Reply { status, body });
+                }
+                Err(e) if attempt == 1 && reused && e.may_retry(reused) => continue,
+                Err(e) => return Err(e.into_call_error()),
+            }
+        }
+    }
+
+    fn header(
+        &self,
+        call: &Call,
+        client: &Forwarded,
+        body_len: usize,
+    ) -> pingora::Result<RequestHeader> {
+        let path = format!("{}{}", self.prefix, call.path);
+        let mut req = RequestHeader::build(call.method.clone(), path.as_bytes(), None)?;
+        req.insert_header(http::header::HOST, &self.host)?;
+        for (name, value) in &client.headers {
+            req.append_header(name.clone(), value.clone())?;
+        }
+        if call.body.is_some() {
+            req.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+        }
+        if call.body.is_some() || call.method == Method::POST {
+            req.insert_header(http::header::CONTENT_LENGTH, body_len.to_string())?;
+        }
+        req.insert_header(http::header::ACCEPT, "application/json")?;
+        Ok(req)
+    }
+
+    async fn exchange(
+        &self,
+        session: &mut pingora::protocols::http::client::HttpSession,
+        header: RequestHeader,
+        body: Bytes,
+    ) -> Result<(u16, Bytes, bool), Failure> {
+        session.write_request_header(Box::new(header)).await?;
+        if !body.is_empty() {
+            session.write_request_body(body, true).await?;
+        }
+        session.finish_request_body().await?;
+        session.read_response_header().await?;
+        let status = session
+            .response_header()
+            .map(|h| h.status.as_u16())
+            .unwrap_or(0);
+        let encoded = session
+            .response_header()
+            .and_then(|h| h.headers.get(http::header::CONTENT_ENCODING))
+            .is_some_and(|v| v.as_bytes() != b"identity");
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = session.read_response_body().await? {
+            if buf.len() + chunk.len() > self.max_body {
+                return Err(Failure::local(CallError::TooLarge));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        if encoded {
+            // We never ask for compression; a compressed answer is not one we can read.
+            return Err(Failure::local(CallError::BadBody));
+        }
+        let reusable = session.response_done();
+        Ok((status, buf.freeze(), reusable))
+    }
+}
+
+/// An error from one exchange, remembering whether Pingora allows a retry.
+struct Failure {
+    error: CallError,
+    retry: pingora::RetryType,
+}
+
+impl Failure {
+    fn local(error: CallError) -> Self {
+        Failure {
+            error,
+            retry: pingora::RetryType::Decided(false),
+        }
+    }
+
+    /// Pingora marks errors on pooled connections that never reached the server as retryable.
+    fn may_retry(&self, reused: bool) -> bool {
+        let mut retry = self.retry.clone();
+        retry.decide_reuse(reused);
+        retry.retry()
+    }
+
+    fn into_call_error(self) -> CallError {
+        self.error
+    }
+}
+
+impl From<Box<pingora::Error>> for Failure {
+    fn from(e: Box<pingora::Error>) -> Self {
+        Failure {
+            error: classify(&e, false),
+            retry: e.retry.clone(),
+        }
+    }
+}
+
+fn classify(e: &pingora::Error, connecting: bool) -> CallError {
+    use pingora::ErrorType::*;
+    match e.etype() {
+        ConnectTimedout | ReadTimedout | WriteTimedout => CallError::Timeout,
+        _ if connecting => CallError::Connect,
+        ConnectRefused | ConnectNoRoute | ConnectError | TLSHandshakeFailure => CallError::Connect,
+        _ => CallError::Io,
+    }
+}
+
+/// Shared handle, cheap to clone into handlers.
+pub type Client = Arc<OnezoneClient>;

@@ -1,0 +1,4 @@
+//! Talking to Onezone: the tokens-API client and Onezone's error shape.
+
+pub mod client;
+pub mod error;
