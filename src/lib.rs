@@ -11,5 +11,5 @@ pub mod onezone;
 pub mod proxy;
 pub mod routes;
 pub mod server;
-// pub mod standin;
+pub mod standin;
 pub mod upstream;

@@ -182,9 +182,9 @@ fn demo(cli: &Cli) -> ExitCode {
             match standin::StandIn::start(standin::World::demo()).await {
                 Ok(s) => {
                     let _ = tx.send(Ok(s.addr()));
-                    // Keep serving until the process exits.
-                    std::future::pending::<()>().await;
-                    drop(s);
+                    // Keep the stand-in serving until the process exits.
+                    let _serving = s;
+                    std::future::pending::<()>().await
                 }
                 Err(e) => {
                     let _ = tx.send(Err(e));

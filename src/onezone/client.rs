@@ -248,7 +248,7 @@ impl Failure {
 
     /// Pingora marks errors on pooled connections that never reached the server as retryable.
     fn may_retry(&self, reused: bool) -> bool {
-        let mut retry = self.retry.clone();
+        let mut retry = self.retry;
         retry.decide_reuse(reused);
         retry.retry()
     }
@@ -262,7 +262,7 @@ impl From<Box<pingora::Error>> for Failure {
     fn from(e: Box<pingora::Error>) -> Self {
         Failure {
             error: classify(&e, false),
-            retry: e.retry.clone(),
+            retry: e.retry,
         }
     }
 }
