@@ -1,4 +1,4 @@
-//! The admin listener (`listen.metrics`): liveness and readiness for orchestrators.
+//! The admin listener (`listen.metrics`): Prometheus metrics, liveness and readiness.
 
 use std::sync::Arc;
 
@@ -44,6 +44,11 @@ impl ServeHttp for Admin {
         let path = session.req_header().uri.path().to_string();
         let json = "application/json";
         match path.as_str() {
+            "/metrics" => reply(
+                200,
+                "text/plain; version=0.0.4; charset=utf-8",
+                crate::metrics::metrics().render(),
+            ),
             "/healthz" => reply(200, json, br#"{"status":"ok"}"#.to_vec()),
             "/readyz" => {
                 if self.upstream_ready().await {

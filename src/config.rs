@@ -9,8 +9,14 @@ use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::collections::{BTreeMap, HashMap};
+use std::time::SystemTime;
+
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
+
+use crate::migration::{AfterSunset, Mode, Policies, Policy, Window};
+use crate::routes::ROUTES;
 
 /// The built-in default configuration, also the documented reference of every key.
 pub const DEFAULT_CONFIG: &str = include_str!("../config/onezone-migration-proxy.toml");
@@ -60,6 +66,89 @@ pub struct FileConfig {
     pub onezone: OnezoneFile,
     pub server: ServerFile,
     pub log: LogFile,
+    pub reload: ReloadFile,
+    pub deprecation: DeprecationFile,
+    /// Per-route overrides of `[deprecation]`, keyed by Onezone operationId.
+    pub routes: BTreeMap<String, RouteFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReloadFile {
+    pub watch: bool,
+    pub interval: String,
+}
+
+impl Default for ReloadFile {
+    fn default() -> Self {
+        ReloadFile {
+            watch: false,
+            interval: "5s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeprecationFile {
+    pub date: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sunset: Option<String>,
+    pub docs_url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sunset_policy_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    pub mode: Mode,
+    pub after_sunset: AfterSunset,
+    pub rewrite_percent: u8,
+    pub brownouts: Vec<BrownoutFile>,
+}
+
+impl Default for DeprecationFile {
+    fn default() -> Self {
+        DeprecationFile {
+            // The tokens API replaced these operations in onezone-swagger on this day.
+            date: "2019-10-17T00:00:00Z".into(),
+            sunset: None,
+            docs_url: "https://onedata.org/#/home/api/stable/onezone?anchor=tag/Token".into(),
+            sunset_policy_url: None,
+            public_url: None,
+            mode: Mode::Rewrite,
+            after_sunset: AfterSunset::Keep,
+            rewrite_percent: 100,
+            brownouts: Vec::new(),
+        }
+    }
+}
+
+/// Overrides for one route; anything left out comes from `[deprecation]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteFile {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub date: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sunset: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub docs_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sunset_policy_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after_sunset: Option<AfterSunset>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rewrite_percent: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub brownouts: Option<Vec<BrownoutFile>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrownoutFile {
+    pub start: String,
+    pub end: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -315,6 +404,8 @@ impl FileConfig {
         let shutdown_timeout = duration("server.shutdown_timeout", &self.server.shutdown_timeout)?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| bad("log.level", format!("{:?}: {e}", self.log.level)))?;
+        let reload_interval = duration("reload.interval", &self.reload.interval)?;
+        let policies = self.validate_policies(file)?;
 
         Ok(Settings {
             listen: Listen { http, tls, metrics },
@@ -328,6 +419,59 @@ impl FileConfig {
             shutdown_timeout,
             log_format: self.log.format,
             log_level: self.log.level.clone(),
+            reload_watch: self.reload.watch,
+            reload_interval,
+            policies,
+        })
+    }
+
+    fn validate_policies(&self, file: &str) -> Result<Policies, ConfigError> {
+        let d = &self.deprecation;
+        let public_url = match &d.public_url {
+            Some(u) => Some(absolute_url(file, "deprecation.public_url", u)?),
+            None => None,
+        };
+        let default = policy(
+            file,
+            "deprecation",
+            &RouteFile::default(),
+            &Base {
+                date: &d.date,
+                sunset: d.sunset.as_deref(),
+                docs_url: &d.docs_url,
+                sunset_policy_url: d.sunset_policy_url.as_deref(),
+                mode: d.mode,
+                after_sunset: d.after_sunset,
+                rewrite_percent: d.rewrite_percent,
+                brownouts: &d.brownouts,
+            },
+        )?;
+        let mut by_operation = HashMap::new();
+        for (name, route) in &self.routes {
+            let key = format!("routes.{name}");
+            if !ROUTES.iter().any(|r| r.operation == name) {
+                return Err(ConfigError::invalid(
+                    file,
+                    key,
+                    "not a deprecated operation (see `onezone-migration-proxy routes`)",
+                ));
+            }
+            let base = Base {
+                date: &d.date,
+                sunset: d.sunset.as_deref(),
+                docs_url: &d.docs_url,
+                sunset_policy_url: d.sunset_policy_url.as_deref(),
+                mode: d.mode,
+                after_sunset: d.after_sunset,
+                rewrite_percent: d.rewrite_percent,
+                brownouts: &d.brownouts,
+            };
+            by_operation.insert(name.clone(), policy(file, &key, route, &base)?);
+        }
+        Ok(Policies {
+            default,
+            by_operation,
+            public_url,
         })
     }
 
@@ -404,6 +548,117 @@ impl FileConfig {
     }
 }
 
+/// The `[deprecation]` values a route inherits.
+struct Base<'a> {
+    date: &'a str,
+    sunset: Option<&'a str>,
+    docs_url: &'a str,
+    sunset_policy_url: Option<&'a str>,
+    mode: Mode,
+    after_sunset: AfterSunset,
+    rewrite_percent: u8,
+    brownouts: &'a [BrownoutFile],
+}
+
+fn timestamp(file: &str, key: &str, value: &str) -> Result<SystemTime, ConfigError> {
+    humantime::parse_rfc3339(value).map_err(|_| {
+        ConfigError::invalid(
+            file,
+            key,
+            format!("{value:?} is not a UTC timestamp like \"2026-06-30T00:00:00Z\""),
+        )
+    })
+}
+
+fn absolute_url(file: &str, key: &str, value: &str) -> Result<String, ConfigError> {
+    let ok = value
+        .parse::<http::Uri>()
+        .is_ok_and(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some());
+    if !ok || value.contains(['<', '>', '"', ' ']) {
+        return Err(ConfigError::invalid(
+            file,
+            key,
+            format!("{value:?} is not an absolute http(s) URL"),
+        ));
+    }
+    Ok(value.trim_end_matches('/').to_string())
+}
+
+/// One route's effective policy: its overrides over the `[deprecation]` defaults.
+fn policy(file: &str, key: &str, r: &RouteFile, base: &Base) -> Result<Policy, ConfigError> {
+    let (date_key, date) = match &r.date {
+        Some(d) => (format!("{key}.date"), d.as_str()),
+        None => ("deprecation.date".to_string(), base.date),
+    };
+    let deprecation = timestamp(file, &date_key, date)?;
+    let sunset = match (&r.sunset, base.sunset) {
+        (Some(s), _) => Some((format!("{key}.sunset"), s.as_str())),
+        (None, Some(s)) => Some(("deprecation.sunset".to_string(), s)),
+        (None, None) => None,
+    };
+    let sunset = match sunset {
+        Some((k, v)) => {
+            let t = timestamp(file, &k, v)?;
+            // RFC 9745 section 4: the sunset must not be earlier than the deprecation.
+            if t < deprecation {
+                return Err(ConfigError::invalid(
+                    file,
+                    k,
+                    format!("{v:?} is earlier than the deprecation date {date:?}"),
+                ));
+            }
+            Some(t)
+        }
+        None => None,
+    };
+    let docs_url = match &r.docs_url {
+        Some(u) => absolute_url(file, &format!("{key}.docs_url"), u)?,
+        None => absolute_url(file, "deprecation.docs_url", base.docs_url)?,
+    };
+    let sunset_policy_url = match (&r.sunset_policy_url, base.sunset_policy_url) {
+        (Some(u), _) => Some(absolute_url(file, &format!("{key}.sunset_policy_url"), u)?),
+        (None, Some(u)) => Some(absolute_url(file, "deprecation.sunset_policy_url", u)?),
+        (None, None) => None,
+    };
+    let rewrite_percent = r.rewrite_percent.unwrap_or(base.rewrite_percent);
+    if rewrite_percent > 100 {
+        let k = if r.rewrite_percent.is_some() {
+            format!("{key}.rewrite_percent")
+        } else {
+            "deprecation.rewrite_percent".into()
+        };
+        return Err(ConfigError::invalid(file, k, "must be between 0 and 100"));
+    }
+    let (brownout_key, brownouts) = match &r.brownouts {
+        Some(b) => (format!("{key}.brownouts"), b.as_slice()),
+        None => ("deprecation.brownouts".to_string(), base.brownouts),
+    };
+    let mut windows = Vec::new();
+    for (i, b) in brownouts.iter().enumerate() {
+        let k = format!("{brownout_key}[{i}]");
+        let start = timestamp(file, &format!("{k}.start"), &b.start)?;
+        let end = timestamp(file, &format!("{k}.end"), &b.end)?;
+        if end <= start {
+            return Err(ConfigError::invalid(
+                file,
+                format!("{k}.end"),
+                "must be after start",
+            ));
+        }
+        windows.push(Window { start, end });
+    }
+    Ok(Policy {
+        deprecation,
+        sunset,
+        docs_url,
+        sunset_policy_url,
+        mode: r.mode.unwrap_or(base.mode),
+        after_sunset: r.after_sunset.unwrap_or(base.after_sunset),
+        rewrite_percent,
+        brownouts: windows,
+    })
+}
+
 // === The typed layer ===
 
 /// Validated settings: what the proxy runs on.
@@ -420,6 +675,10 @@ pub struct Settings {
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
     pub log_level: String,
+    pub reload_watch: bool,
+    pub reload_interval: Duration,
+    /// The live part: what `SIGHUP` reloads.
+    pub policies: Policies,
 }
 
 #[derive(Debug, Clone)]
@@ -561,11 +820,47 @@ mod tests {
             ("[onezone]\napi_prefix = \"api/\"", "onezone.api_prefix"),
             ("[server]\nthreads = 0", "server.threads"),
             ("[log]\nformat = \"xml\"", "log.format"),
+            ("[deprecation]\ndate = \"2020\"", "deprecation.date"),
+            ("[deprecation]\nsunset = \"2000-01-01T00:00:00Z\"", "deprecation.sunset"),
+            ("[deprecation]\nrewrite_percent = 101", "deprecation.rewrite_percent"),
+            ("[deprecation]\nmode = \"maybe\"", "deprecation.mode"),
+            ("[deprecation]\ndocs_url = \"docs\"", "deprecation.docs_url"),
+            ("[deprecation]\npublic_url = \"zone.example\"", "deprecation.public_url"),
+            (
+                "[deprecation]\nbrownouts = [{ start = \"2027-01-01T01:00:00Z\", end = \"2027-01-01T00:00:00Z\" }]",
+                "deprecation.brownouts[0].end",
+            ),
+            ("[routes.no_such_operation]\nmode = \"reject\"", "routes.no_such_operation"),
+            ("[routes.list_client_tokens]\nmodes = \"reject\"", "routes.list_client_tokens.modes"),
+            (
+                "[routes.list_client_tokens]\nsunset = \"2019-01-01T00:00:00Z\"",
+                "routes.list_client_tokens.sunset",
+            ),
+            ("[routes.list_client_tokens]\nrewrite_percent = 200", "routes.list_client_tokens.rewrite_percent"),
+            ("[reload]\ninterval = \"0s\"", "reload.interval"),
         ];
         for (text, want) in cases {
             let (key, _) = invalid(text);
             assert_eq!(key, want, "for {text:?}");
         }
+    }
+
+    #[test]
+    fn route_overrides_inherit_the_defaults() {
+        let s = FileConfig::parse(
+            "[deprecation]\nsunset = \"2030-01-01T00:00:00Z\"\nrewrite_percent = 40\n\
+             [routes.create_client_token]\nmode = \"reject\"\n",
+            "t",
+        )
+        .unwrap()
+        .validate("t")
+        .unwrap();
+        let p = &s.policies;
+        let route = p.for_operation("create_client_token");
+        assert_eq!(route.mode, Mode::Reject);
+        assert_eq!(route.rewrite_percent, 40, "inherited");
+        assert_eq!(route.sunset, p.default.sunset, "inherited");
+        assert_eq!(p.for_operation("list_client_tokens"), &p.default);
     }
 
     #[test]

@@ -5,10 +5,14 @@
 
 pub mod admin;
 pub mod config;
+pub mod deprecation;
 pub mod forwarding;
 pub mod legacy;
+pub mod metrics;
+pub mod migration;
 pub mod onezone;
 pub mod proxy;
+pub mod reload;
 pub mod routes;
 pub mod server;
 pub mod standin;

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use onezone_migration_proxy::config::{
     ConfigError, FileConfig, LogFormat, Overrides, Settings, DEFAULT_CONFIG,
 };
+use onezone_migration_proxy::server::ConfigSource;
 use onezone_migration_proxy::{routes, server, standin};
 
 /// A reverse proxy for Onedata's Onezone that keeps clients of the deprecated token endpoints
@@ -100,9 +101,15 @@ fn check_config(cli: &Cli, file: &PathBuf) -> ExitCode {
     }
 }
 
-fn load(cli: &Cli) -> Result<Settings, ConfigError> {
+fn load(cli: &Cli) -> Result<(Settings, ConfigSource), ConfigError> {
     let (file, name) = cli.file_config(cli.config.as_ref())?;
-    file.validate(&name)
+    let settings = file.validate(&name)?;
+    let source = ConfigSource {
+        path: cli.config.clone(),
+        overrides: cli.overrides(),
+        file,
+    };
+    Ok((settings, source))
 }
 
 fn init_logging(settings: &Settings) {
@@ -117,7 +124,7 @@ fn init_logging(settings: &Settings) {
 }
 
 fn run(cli: &Cli) -> ExitCode {
-    let settings = match load(cli) {
+    let (settings, source) = match load(cli) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -125,17 +132,17 @@ fn run(cli: &Cli) -> ExitCode {
         }
     };
     init_logging(&settings);
-    start(settings)
+    start(settings, source)
 }
 
-fn start(settings: Settings) -> ExitCode {
+fn start(settings: Settings, source: ConfigSource) -> ExitCode {
     tracing::info!(
         upstream = %settings.upstream.base_url(),
         http = ?settings.listen.http,
         metrics = ?settings.listen.metrics,
         "starting"
     );
-    match server::build(settings) {
+    match server::build(settings, source) {
         Ok(s) => {
             server::run(s);
             ExitCode::SUCCESS
@@ -210,7 +217,7 @@ fn demo(cli: &Cli) -> ExitCode {
         metrics_listen: cli.metrics_listen.clone().or(Some("127.0.0.1:9090".into())),
         command: None,
     };
-    let settings = match load(&demo_cli) {
+    let (settings, source) = match load(&demo_cli) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -238,7 +245,7 @@ fn demo(cli: &Cli) -> ExitCode {
             &settings.api_prefix
         )
     );
-    start(settings)
+    start(settings, source)
 }
 
 fn demo_text(proxy: &str, metrics: &str, standin: &str, prefix: &str) -> String {

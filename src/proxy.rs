@@ -1,18 +1,21 @@
 //! The Pingora glue: which of our modules runs in which phase of a request.
 //!
 //! ```text
-//! request_filter           legacy endpoint? (routes) -> read the body (bounded), legacy::handle,
-//!                          write the legacy answer; the request ends here
+//! request_filter           deprecated operation? (routes) -> its policy decides (migration):
+//!                          rewrite: read the body (bounded), legacy::handle, write the legacy
+//!                          answer; reject / brownout: 410; passthrough: on to the upstream.
+//!                          Deprecation headers (deprecation) go on every such answer
 //! upstream_peer            everything else: the Onezone peer (upstream.rs)
 //! upstream_request_filter  X-Forwarded-For / -Proto (forwarding.rs), Host policy;
 //!                          Pingora itself strips hop-by-hop headers
+//! response_filter          deprecation headers on passed-through deprecated operations
 //! fail_to_proxy            upstream errors as Onezone-shaped 502 / 504
 //! logging                  one access line per request
 //! ```
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -23,19 +26,22 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
 use crate::config::Settings;
+use crate::deprecation::{self, Headers};
 use crate::forwarding::{
     forwarding_headers, ForwardingHeaders, X_FORWARDED_FOR, X_FORWARDED_PROTO,
 };
-use crate::legacy::{Answer, Legacy, LegacyRequest};
+use crate::legacy::{Answer, Credential, Legacy, LegacyRequest};
+use crate::migration::{self, Action, Live, Rejection};
 use crate::onezone::client::CallError;
 use crate::onezone::error::OnezoneError;
-use crate::routes::{Match, Matcher};
+use crate::routes::{Handler, Match, Matcher};
 
 pub struct MigrationProxy {
     settings: Arc<Settings>,
     peer: HttpPeer,
     matcher: Matcher,
     legacy: Arc<Legacy>,
+    live: Arc<Live>,
 }
 
 /// The record of one request, filled in as it goes through the phases.
@@ -45,16 +51,91 @@ pub struct Ctx {
     operation: Option<&'static str>,
     subject: Option<String>,
     failure: Option<&'static str>,
+    /// What the migration policy decided for a deprecated operation.
+    action: Option<Action>,
+    /// The deprecation headers every answer to this request carries.
+    deprecation: Option<Headers>,
 }
 
 impl MigrationProxy {
-    pub fn new(settings: Arc<Settings>, peer: HttpPeer, legacy: Arc<Legacy>) -> Self {
+    pub fn new(
+        settings: Arc<Settings>,
+        peer: HttpPeer,
+        legacy: Arc<Legacy>,
+        live: Arc<Live>,
+    ) -> Self {
         let matcher = Matcher::new(&settings.api_prefix);
         MigrationProxy {
             settings,
             peer,
             matcher,
             legacy,
+            live,
+        }
+    }
+
+    /// The public Onezone URL: configured, or the scheme and `Host` this request came with.
+    fn public_base(&self, session: &Session, configured: Option<&str>) -> Option<String> {
+        if let Some(url) = configured {
+            return Some(url.to_string());
+        }
+        let req = session.req_header();
+        let host = req
+            .headers
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| req.uri.authority().map(|a| a.to_string()))?;
+        let scheme = self.forwarding(session).forwarded_proto;
+        Some(format!("{scheme}://{host}"))
+    }
+
+    /// Applies the migration policy to a deprecated operation; `Ok(true)` when answered here.
+    async fn migrate(&self, session: &mut Session, m: Match, ctx: &mut Ctx) -> Result<bool> {
+        let route = m.route;
+        ctx.operation = Some(route.operation);
+        let policies = self.live.current();
+        let policy = policies.for_operation(route.operation);
+        let successor = route.successor.and_then(|path| {
+            let base = self.public_base(session, policies.public_url.as_deref())?;
+            Some(deprecation::successor_url(
+                &base,
+                &self.settings.api_prefix,
+                path,
+            ))
+        });
+        ctx.deprecation = Some(deprecation::headers(policy, successor.as_deref()));
+        // Sticky rollout: the caller's credential digest, or its address when it sent none.
+        let digest = Credential::from_headers(&session.req_header().headers)
+            .digest()
+            .unwrap_or_else(|| {
+                let ip = client_ip(session)
+                    .map(|ip| ip.to_string())
+                    .unwrap_or_default();
+                Credential::Basic(ip).digest().unwrap_or_default()
+            });
+        let rewritable = route.handler != Handler::Annotate;
+        let action = migration::decide(
+            policy,
+            rewritable,
+            SystemTime::now(),
+            migration::bucket(&digest),
+        );
+        ctx.action = Some(action);
+        match action {
+            Action::Passthrough => Ok(false),
+            Action::Rewrite => {
+                self.serve_legacy(session, m, ctx).await?;
+                Ok(true)
+            }
+            Action::Reject(why) => {
+                let answer = Answer::error(OnezoneError::gone(
+                    rejection_text(why),
+                    successor.as_deref(),
+                ));
+                write_answer(session, &answer, ctx.deprecation.as_ref()).await?;
+                Ok(true)
+            }
         }
     }
 
@@ -80,7 +161,6 @@ impl MigrationProxy {
 
     /// Answers a legacy endpoint from the proxy itself.
     async fn serve_legacy(&self, session: &mut Session, m: Match, ctx: &mut Ctx) -> Result<()> {
-        ctx.operation = Some(m.route.operation);
         let limit = self.settings.upstream.max_body_bytes;
         let answer = match read_body(session, limit).await? {
             None => Answer::error(OnezoneError::payload_too_large(limit)),
@@ -106,7 +186,7 @@ impl MigrationProxy {
         };
         ctx.subject = answer.subject.clone();
         ctx.failure = answer.failure;
-        write_answer(session, &answer).await
+        write_answer(session, &answer, ctx.deprecation.as_ref()).await
     }
 }
 
@@ -120,17 +200,18 @@ impl ProxyHttp for MigrationProxy {
             operation: None,
             subject: None,
             failure: None,
+            action: None,
+            deprecation: None,
         }
     }
 
-    /// `Ok(true)`: the request was a legacy endpoint and has been answered.
+    /// `Ok(true)`: a deprecated operation answered here (rewritten or rejected).
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         let req = session.req_header();
         let Some(m) = self.matcher.find(req.method.as_str(), req.raw_path()) else {
             return Ok(false);
         };
-        self.serve_legacy(session, m, ctx).await?;
-        Ok(true)
+        self.migrate(session, m, ctx).await
     }
 
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
@@ -151,6 +232,18 @@ impl ProxyHttp for MigrationProxy {
         up.insert_header(X_FORWARDED_PROTO, fwd.forwarded_proto)?;
         if let Some(host) = crate::upstream::host_override(&self.settings.upstream) {
             up.insert_header(http::header::HOST, host)?;
+        }
+        Ok(())
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        resp: &mut ResponseHeader,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        if let Some(h) = &ctx.deprecation {
+            add_deprecation_headers(resp, h)?;
         }
         Ok(())
     }
@@ -183,7 +276,7 @@ impl ProxyHttp for MigrationProxy {
                 status: code,
                 ..err
             });
-            if let Err(we) = write_answer(session, &answer).await {
+            if let Err(we) = write_answer(session, &answer, ctx.deprecation.as_ref()).await {
                 tracing::debug!(error = %we, "could not send the error answer");
             }
         }
@@ -205,6 +298,7 @@ impl ProxyHttp for MigrationProxy {
         tracing::info!(
             target: "access",
             route = ctx.operation.unwrap_or("passthrough"),
+            mode = ctx.action.map_or("", |a| a.label()),
             method = %req.method,
             status,
             latency_ms = ctx.start.elapsed().as_secs_f64() * 1000.0,
@@ -263,10 +357,38 @@ async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Bytes>>
     Ok(Some(buf.freeze()))
 }
 
+fn rejection_text(why: Rejection) -> &'static str {
+    match why {
+        Rejection::Retired => "This deprecated operation has been retired.",
+        Rejection::Brownout => {
+            "This deprecated operation is in a scheduled brownout: it is unavailable for a while, ahead of its retirement."
+        }
+        Rejection::Sunset => "This deprecated operation has passed its sunset date and has been retired.",
+    }
+}
+
+/// `Deprecation` and `Sunset` replace any the upstream sent (one field line each); our `Link`
+/// relations are added next to the upstream's own.
+fn add_deprecation_headers(resp: &mut ResponseHeader, h: &Headers) -> Result<()> {
+    resp.insert_header(deprecation::DEPRECATION, &h.deprecation)?;
+    if let Some(sunset) = &h.sunset {
+        resp.insert_header(deprecation::SUNSET, sunset)?;
+    }
+    resp.append_header(deprecation::LINK, &h.link)?;
+    Ok(())
+}
+
 /// Writes a complete answer with an exact `Content-Length` (none for 204).
-async fn write_answer(session: &mut Session, answer: &Answer) -> Result<()> {
+async fn write_answer(
+    session: &mut Session,
+    answer: &Answer,
+    deprecation: Option<&Headers>,
+) -> Result<()> {
     let body = answer.body.as_ref().map(|b| Bytes::from(b.to_string()));
-    let mut resp = ResponseHeader::build(answer.status, Some(2))?;
+    let mut resp = ResponseHeader::build(answer.status, Some(5))?;
+    if let Some(h) = deprecation {
+        add_deprecation_headers(&mut resp, h)?;
+    }
     if let Some(body) = &body {
         resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
         resp.set_content_length(body.len())?;

@@ -20,6 +20,8 @@ pub enum Handler {
     ListClientTokens,
     /// `DELETE /user/client_tokens/{tid}`: examine the token, delete it by id.
     DeleteClientToken,
+    /// Deprecated without a rewrite: passes through, gaining the deprecation headers.
+    Annotate,
 }
 
 /// The invite token a legacy endpoint stands for.
@@ -50,7 +52,12 @@ pub struct Route {
     /// Onezone's operationId, used in logs and metrics.
     pub operation: &'static str,
     pub handler: Handler,
+    /// The replacement operation's path below the prefix (`Link rel="successor-version"`).
+    pub successor: Option<&'static str>,
 }
+
+/// Where the deprecated token operations point their clients.
+pub const TOKENS_API: &str = "/user/tokens/named";
 
 const fn invite(
     template: &'static str,
@@ -69,10 +76,28 @@ const fn invite(
             target: Target::PathId,
             description,
         }),
+        successor: Some(TOKENS_API),
     }
 }
 
-/// The deprecated token endpoints of Onezone 21.02.
+const fn route(
+    method: &'static str,
+    template: &'static str,
+    operation: &'static str,
+    handler: Handler,
+    successor: Option<&'static str>,
+) -> Route {
+    Route {
+        method,
+        template,
+        operation,
+        handler,
+        successor,
+    }
+}
+
+/// The deprecated operations of Onezone 21.02: the token endpoints, served through the tokens
+/// API, and the others, annotated only.
 #[rustfmt::skip]
 pub static ROUTES: &[Route] = &[
     //      path template                      operationId                             invite type            target key     name description
@@ -99,10 +124,19 @@ pub static ROUTES: &[Route] = &[
             target: Target::CallerUserId,
             description: "Oneprovider rgstr. token for",
         }),
+        successor: Some(TOKENS_API),
     },
-    Route { method: "POST",   template: "/user/client_tokens",       operation: "create_client_token", handler: Handler::CreateClientToken },
-    Route { method: "GET",    template: "/user/client_tokens",       operation: "list_client_tokens",  handler: Handler::ListClientTokens },
-    Route { method: "DELETE", template: "/user/client_tokens/{tid}", operation: "remove_client_token", handler: Handler::DeleteClientToken },
+    //     method    path template                                 operationId                  handler                     successor
+    route("POST",   "/user/client_tokens",                         "create_client_token",       Handler::CreateClientToken, Some(TOKENS_API)),
+    route("GET",    "/user/client_tokens",                         "list_client_tokens",        Handler::ListClientTokens,  Some(TOKENS_API)),
+    route("DELETE", "/user/client_tokens/{tid}",                   "remove_client_token",       Handler::DeleteClientToken, Some(TOKENS_API)),
+    // Deprecated operations without a rewrite: passed through with the deprecation headers.
+    route("PATCH",  "/provider/spaces/{sid}",                      "modify_supported_space",    Handler::Annotate, None),
+    route("DELETE", "/provider/spaces/{sid}",                      "remove_space_support",      Handler::Annotate, None),
+    route("GET",    "/user/spaces/{sid}/alias",                    "get_user_space_alias",      Handler::Annotate, None),
+    route("PUT",    "/user/spaces/{sid}/alias",                    "set_user_space_alias",      Handler::Annotate, None),
+    route("DELETE", "/user/spaces/{sid}/alias",                    "remove_user_space_alias",   Handler::Annotate, None),
+    route("POST",   "/provider/public/verify_provider_identity",   "verify_provider_identity",  Handler::Annotate, Some("/tokens/verify_identity_token")),
 ];
 
 /// A matched legacy endpoint and the value of its `{param}`, if it has one.
@@ -242,12 +276,17 @@ mod tests {
     }
 
     #[test]
-    fn table_has_the_fifteen_deprecated_token_operations() {
-        assert_eq!(ROUTES.len(), 15);
+    fn table_has_the_twenty_one_deprecated_operations() {
+        assert_eq!(ROUTES.len(), 21);
+        let rewritten = ROUTES
+            .iter()
+            .filter(|r| r.handler != Handler::Annotate)
+            .count();
+        assert_eq!(rewritten, 15);
         let mut ops: Vec<_> = ROUTES.iter().map(|r| (r.method, r.template)).collect();
         ops.sort();
         ops.dedup();
-        assert_eq!(ops.len(), 15, "no duplicate method + template");
+        assert_eq!(ops.len(), 21, "no duplicate method + template");
     }
 
     #[test]

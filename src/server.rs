@@ -9,10 +9,20 @@ use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
 
 use crate::admin::Admin;
-use crate::config::Settings;
+use crate::config::{FileConfig, Overrides, Settings};
 use crate::legacy::{CallerCache, Legacy};
+use crate::migration::Live;
 use crate::onezone::client::OnezoneClient;
 use crate::proxy::MigrationProxy;
+use crate::reload::Reloader;
+
+/// Where a reload reads the config from: the file (if any), the command-line overrides, and the
+/// config the process started with.
+pub struct ConfigSource {
+    pub path: Option<std::path::PathBuf>,
+    pub overrides: Overrides,
+    pub file: FileConfig,
+}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -42,7 +52,8 @@ fn server_conf(settings: &Settings) -> ServerConf {
 }
 
 /// Builds a ready-to-run server from validated settings.
-pub fn build(settings: Settings) -> Result<Server, StartError> {
+pub fn build(settings: Settings, source: ConfigSource) -> Result<Server, StartError> {
+    let live = Arc::new(Live::new(settings.policies.clone()));
     let settings = Arc::new(settings);
     let addr = settings
         .upstream
@@ -76,7 +87,7 @@ pub fn build(settings: Settings) -> Result<Server, StartError> {
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &conf,
-        MigrationProxy::new(settings.clone(), peer, legacy.clone()),
+        MigrationProxy::new(settings.clone(), peer, legacy.clone(), live.clone()),
         "onezone-migration-proxy",
     );
     for a in &settings.listen.http {
@@ -94,6 +105,13 @@ pub fn build(settings: Settings) -> Result<Server, StartError> {
         proxy.add_tls_with_settings(&t.address.to_string(), None, tls);
     }
     server.add_service(proxy);
+
+    let watch = settings.reload_watch.then_some(settings.reload_interval);
+    let reloader = Reloader::new(source.path, source.overrides, source.file, live, watch);
+    server.add_service(pingora::services::background::background_service(
+        "config reload",
+        reloader,
+    ));
 
     if let Some(metrics) = settings.listen.metrics {
         let mut admin = Service::new("admin".to_string(), Admin::new(legacy));

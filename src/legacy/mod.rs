@@ -182,6 +182,8 @@ impl Legacy {
             Handler::CreateClientToken => client_tokens::create(self, caller).await,
             Handler::ListClientTokens => client_tokens::list(self, caller).await,
             Handler::DeleteClientToken => client_tokens::delete(self, param, caller).await,
+            // Annotate-only routes pass through; the proxy never asks for their rewrite.
+            Handler::Annotate => Ok(Answer::error(OnezoneError::internal())),
         };
         result.unwrap_or_else(Answer::call_failed)
     }

@@ -83,6 +83,16 @@ impl OnezoneError {
         Self::new(504, "gatewayTimeout", "Onezone did not answer in time.")
     }
 
+    /// 410 for a deprecated operation the migration policy no longer serves; names the successor.
+    pub fn gone(description: &str, successor: Option<&str>) -> Self {
+        let mut e = Self::new(410, "gone", description);
+        if let Some(s) = successor {
+            e.description = format!("{description} Use {s} instead.");
+            e.details = Some(json!({ "successor": s }));
+        }
+        e
+    }
+
     pub fn internal() -> Self {
         Self::new(
             500,

@@ -47,6 +47,8 @@ pub struct Proxy {
     pub metrics: SocketAddr,
     pub tls: Option<SocketAddr>,
     pub dir: PathBuf,
+    /// The generated config without the builder's `extra` sections.
+    base_config: String,
 }
 
 pub struct ProxyBuilder {
@@ -94,11 +96,11 @@ impl ProxyBuilder {
             ));
         }
         config.push_str(&format!(
-            "[upstream]\nurl = \"{}\"\n{}\n[server]\nthreads = 2\ngrace_period = \"1s\"\nshutdown_timeout = \"1s\"\n{}",
-            self.upstream, self.upstream_section, self.extra
+            "[upstream]\nurl = \"{}\"\n{}\n[server]\nthreads = 2\ngrace_period = \"1s\"\nshutdown_timeout = \"1s\"\n",
+            self.upstream, self.upstream_section
         ));
         let config_path = dir.join("config.toml");
-        std::fs::write(&config_path, config).unwrap();
+        std::fs::write(&config_path, format!("{config}{}", self.extra)).unwrap();
         let log = std::fs::File::create(dir.join("proxy.log")).unwrap();
         let child = Command::new(BIN)
             .arg("--config")
@@ -115,6 +117,7 @@ impl ProxyBuilder {
             metrics,
             tls,
             dir,
+            base_config: config,
         };
         proxy.wait_ready();
         proxy
@@ -153,6 +156,29 @@ impl Proxy {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("proxy did not listen within 20 s; log:\n{}", self.log());
+    }
+
+    /// Rewrites the config file with other extra sections (for reload tests).
+    pub fn write_config(&self, extra: &str) {
+        let text = format!("{}{extra}\n", self.base_config);
+        std::fs::write(self.dir.join("config.toml"), text).unwrap();
+    }
+
+    /// Scrapes `/metrics` and returns the value of one sample, e.g.
+    /// `migproxy_config_reloads_total{result="failure"}`.
+    pub fn metric(&self, sample: &str) -> Option<f64> {
+        let r = raw_request(
+            self.metrics,
+            b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n",
+        );
+        let text = String::from_utf8_lossy(&r.body).into_owned();
+        text.lines().find_map(|l| {
+            l.strip_prefix(sample)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -204,6 +204,7 @@ async fn handle(
             ("x-upstream", "1"),
             ("set-cookie", "a=1"),
             ("set-cookie", "b=2"),
+            ("link", "<https://upstream.example/help>; rel=\"help\""),
         ],
         "hello",
     ))
