@@ -21,7 +21,7 @@ impl Admin {
 
     /// Ready when Onezone answers its public `GET /configuration`.
     async fn upstream_ready(&self) -> bool {
-        let call = Call::get("/configuration");
+        let call = Call::get("readiness", "/configuration");
         matches!(
             self.legacy.client.call(&call, &Forwarded::default()).await,
             Ok(reply) if reply.status == 200

@@ -67,9 +67,46 @@ pub struct FileConfig {
     pub server: ServerFile,
     pub log: LogFile,
     pub reload: ReloadFile,
+    pub metrics: MetricsFile,
     pub deprecation: DeprecationFile,
     /// Per-route overrides of `[deprecation]`, keyed by Onezone operationId.
     pub routes: BTreeMap<String, RouteFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsFile {
+    /// The request header whose product token names the client.
+    pub client_header: String,
+    /// Clients named in metrics; any other is `other`.
+    pub clients: Vec<String>,
+}
+
+/// At most this many named clients, to keep the series count bounded.
+pub const MAX_CLIENTS: usize = 64;
+
+impl Default for MetricsFile {
+    fn default() -> Self {
+        MetricsFile {
+            client_header: "user-agent".into(),
+            clients: [
+                "onezone-rest-cli",
+                "onedata-rest-cli",
+                "oneprovider",
+                "onepanel",
+                "oneclient",
+                "onedatafs",
+                "curl",
+                "python-requests",
+                "python-urllib3",
+                "Go-http-client",
+                "Wget",
+                "Mozilla",
+            ]
+            .map(String::from)
+            .to_vec(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -405,6 +442,30 @@ impl FileConfig {
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| bad("log.level", format!("{:?}: {e}", self.log.level)))?;
         let reload_interval = duration("reload.interval", &self.reload.interval)?;
+        let client_header = http::HeaderName::from_bytes(self.metrics.client_header.as_bytes())
+            .map_err(|_| {
+                bad(
+                    "metrics.client_header",
+                    format!("{:?} is not a header name", self.metrics.client_header),
+                )
+            })?;
+        if self.metrics.clients.len() > MAX_CLIENTS {
+            return Err(bad(
+                "metrics.clients",
+                format!("at most {MAX_CLIENTS} clients, to keep the metric series bounded"),
+            ));
+        }
+        for (i, c) in self.metrics.clients.iter().enumerate() {
+            let ok = (1..=64).contains(&c.len())
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !ok {
+                return Err(bad(
+                    &format!("metrics.clients[{i}]"),
+                    format!("{c:?} is not a product token (letters, digits, '.', '_', '-')"),
+                ));
+            }
+        }
         let policies = self.validate_policies(file)?;
 
         Ok(Settings {
@@ -421,6 +482,8 @@ impl FileConfig {
             log_level: self.log.level.clone(),
             reload_watch: self.reload.watch,
             reload_interval,
+            client_header,
+            clients: self.metrics.clients.clone(),
             policies,
         })
     }
@@ -677,6 +740,9 @@ pub struct Settings {
     pub log_level: String,
     pub reload_watch: bool,
     pub reload_interval: Duration,
+    /// The header the metrics' `client` label is read from.
+    pub client_header: http::HeaderName,
+    pub clients: Vec<String>,
     /// The live part: what `SIGHUP` reloads.
     pub policies: Policies,
 }
@@ -838,6 +904,8 @@ mod tests {
             ),
             ("[routes.list_client_tokens]\nrewrite_percent = 200", "routes.list_client_tokens.rewrite_percent"),
             ("[reload]\ninterval = \"0s\"", "reload.interval"),
+            ("[metrics]\nclient_header = \"bad header\"", "metrics.client_header"),
+            ("[metrics]\nclients = [\"ok\", \"not ok\"]", "metrics.clients[1]"),
         ];
         for (text, want) in cases {
             let (key, _) = invalid(text);

@@ -31,6 +31,7 @@ use crate::forwarding::{
     forwarding_headers, ForwardingHeaders, X_FORWARDED_FOR, X_FORWARDED_PROTO,
 };
 use crate::legacy::{Answer, Credential, Legacy, LegacyRequest};
+use crate::metrics::{self, metrics};
 use crate::migration::{self, Action, Live, Rejection};
 use crate::onezone::client::CallError;
 use crate::onezone::error::OnezoneError;
@@ -55,6 +56,11 @@ pub struct Ctx {
     action: Option<Action>,
     /// The deprecation headers every answer to this request carries.
     deprecation: Option<Headers>,
+    /// The operation is deprecated without a rewrite (annotate-only).
+    annotate_only: bool,
+    /// The status Onezone answered a passed-through call with.
+    upstream_status: Option<u16>,
+    in_flight: bool,
 }
 
 impl MigrationProxy {
@@ -114,7 +120,8 @@ impl MigrationProxy {
                     .unwrap_or_default();
                 Credential::Basic(ip).digest().unwrap_or_default()
             });
-        let rewritable = route.handler != Handler::Annotate;
+        ctx.annotate_only = route.handler == Handler::Annotate;
+        let rewritable = !ctx.annotate_only;
         let action = migration::decide(
             policy,
             rewritable,
@@ -181,7 +188,14 @@ impl MigrationProxy {
                 let deadline = self.settings.upstream.total_timeout;
                 tokio::time::timeout(deadline, self.legacy.handle(req))
                     .await
-                    .unwrap_or_else(|_| Answer::call_failed(CallError::Timeout))
+                    .unwrap_or_else(|_| {
+                        // The call in flight was dropped, so the client did not count it.
+                        metrics()
+                            .upstream_failures
+                            .with_label_values(&["timeout"])
+                            .inc();
+                        Answer::call_failed(CallError::Timeout)
+                    })
             }
         };
         ctx.subject = answer.subject.clone();
@@ -202,11 +216,16 @@ impl ProxyHttp for MigrationProxy {
             failure: None,
             action: None,
             deprecation: None,
+            annotate_only: false,
+            upstream_status: None,
+            in_flight: false,
         }
     }
 
     /// `Ok(true)`: a deprecated operation answered here (rewritten or rejected).
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
+        metrics().in_flight.inc();
+        ctx.in_flight = true;
         let req = session.req_header();
         let Some(m) = self.matcher.find(req.method.as_str(), req.raw_path()) else {
             return Ok(false);
@@ -242,6 +261,7 @@ impl ProxyHttp for MigrationProxy {
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
+        ctx.upstream_status = Some(resp.status.as_u16());
         if let Some(h) = &ctx.deprecation {
             add_deprecation_headers(resp, h)?;
         }
@@ -249,22 +269,19 @@ impl ProxyHttp for MigrationProxy {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        let upstream = e.esource() == &ErrorSource::Upstream;
         let (code, error) = match e.etype() {
             ErrorType::HTTPStatus(code) => (*code, None),
-            ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout
-                if e.esource() == &ErrorSource::Upstream =>
-            {
+            _ if upstream && failure_reason(e.etype()) == "timeout" => {
                 (504, Some(OnezoneError::gateway_timeout()))
             }
-            _ if e.esource() == &ErrorSource::Upstream => {
-                (502, Some(OnezoneError::bad_gateway(e.etype().as_str())))
-            }
+            _ if upstream => (502, Some(OnezoneError::bad_gateway(e.etype().as_str()))),
             ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => (0, None),
             _ if e.esource() == &ErrorSource::Downstream => (400, None),
             _ => (500, Some(OnezoneError::internal())),
         };
-        if error.is_some() {
-            ctx.failure = Some(e.etype().as_str());
+        if upstream {
+            ctx.failure = Some(failure_reason(e.etype()));
         }
         // Nothing can be said once the upstream's answer has started.
         if code > 0 && session.response_written().is_none() {
@@ -286,27 +303,97 @@ impl ProxyHttp for MigrationProxy {
         }
     }
 
+    /// One access line and the request's metrics; the only place either is recorded.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
+        let m = metrics();
+        if ctx.in_flight {
+            m.in_flight.dec();
+        }
         let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let elapsed = ctx.start.elapsed().as_secs_f64();
         let req = session.req_header();
-        let user_agent = req
-            .headers
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let header = |name: &http::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
+        let method = metrics::method_label(req.method.as_str());
+        let route = ctx.operation.unwrap_or("passthrough");
+        let mode = match ctx.action {
+            Some(Action::Passthrough) if ctx.annotate_only => "annotate",
+            Some(a) => a.label(),
+            None => "",
+        };
+        let failure = ctx.failure.or_else(|| e.map(|e| failure_reason(e.etype())));
+        if let Some(reason) = ctx
+            .failure
+            .filter(|_| ctx.operation.is_none() || mode != "rewrite")
+        {
+            // Tokens-API call failures are counted by the client; these are pass-through ones.
+            m.upstream_failures.with_label_values(&[reason]).inc();
+        }
+        m.server_duration
+            .with_label_values(&[method, route])
+            .observe(elapsed);
+        let class = metrics::status_class(status);
+        if ctx.operation.is_some() {
+            let outcome = match (ctx.action, ctx.failure, status) {
+                (Some(Action::Reject(_)), _, _) => "rejected",
+                (_, Some(_), _) => "upstream_failure",
+                (_, _, 500..) | (_, _, 0) => "server_error",
+                (_, _, 400..) => "client_error",
+                _ => "success",
+            };
+            let client =
+                metrics::client_label(header(&self.settings.client_header), &self.settings.clients);
+            m.legacy_requests
+                .with_label_values(&[route, mode, outcome, class, client])
+                .inc();
+            m.legacy_duration
+                .with_label_values(&[route, mode])
+                .observe(elapsed);
+        } else {
+            m.passthrough_requests
+                .with_label_values(&[method, class])
+                .inc();
+        }
         // The path is not logged: legacy paths carry serialized tokens (client_tokens/{tid}).
         tracing::info!(
             target: "access",
-            route = ctx.operation.unwrap_or("passthrough"),
-            mode = ctx.action.map_or("", |a| a.label()),
+            route,
+            mode,
             method = %req.method,
             status,
-            latency_ms = ctx.start.elapsed().as_secs_f64() * 1000.0,
+            upstream_status = ctx.upstream_status.unwrap_or(0),
+            latency_ms = elapsed * 1000.0,
             client = %client_ip(session).map(|ip| ip.to_string()).unwrap_or_default(),
-            user_agent,
+            user_agent = header(&http::header::USER_AGENT).unwrap_or(""),
             subject = ctx.subject.as_deref().unwrap_or(""),
-            error = ctx.failure.or(e.map(|e| e.etype().as_str())).unwrap_or(""),
+            error = failure.unwrap_or(""),
         );
+    }
+}
+
+/// A bounded failure label for a Pingora error (`migproxy_upstream_failures_total{reason}`).
+fn failure_reason(etype: &ErrorType) -> &'static str {
+    match etype {
+        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            "timeout"
+        }
+        ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError
+        | ErrorType::BindError
+        | ErrorType::SocketError
+        | ErrorType::ConnectProxyFailure => "connect",
+        ErrorType::TLSHandshakeFailure
+        | ErrorType::TLSHandshakeTimedout
+        | ErrorType::InvalidCert
+        | ErrorType::HandshakeError => "tls",
+        ErrorType::ConnectionClosed
+        | ErrorType::ReadError
+        | ErrorType::WriteError
+        | ErrorType::H1Error
+        | ErrorType::H2Error
+        | ErrorType::InvalidH2 => "reset",
+        ErrorType::InvalidHTTPHeader | ErrorType::H2Downgrade => "bad_body",
+        _ => "other",
     }
 }
 

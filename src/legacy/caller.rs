@@ -173,13 +173,16 @@ impl Legacy {
         let Some(key) = caller.credential.digest() else {
             return Ok(caller);
         };
+        let cache = &crate::metrics::metrics().caller_cache;
         if let Some(subject) = self.callers.get(&key, Instant::now()) {
+            cache.with_label_values(&["hit"]).inc();
             caller.subject = subject;
             return Ok(caller);
         }
+        cache.with_label_values(&["miss"]).inc();
         let subject = match &caller.credential {
             Credential::Token(token) => {
-                let call = Call::post("/tokens/examine", json!({ "token": token }));
+                let call = Call::post("examine", "/tokens/examine", json!({ "token": token }));
                 let reply = self.client.call(&call, &caller.forwarded).await?;
                 if reply.is_success() {
                     subject_from_examine(&reply.body)
@@ -190,7 +193,7 @@ impl Legacy {
             Credential::Basic(_) => {
                 let reply = self
                     .client
-                    .call(&Call::get("/user"), &caller.forwarded)
+                    .call(&Call::get("get_user", "/user"), &caller.forwarded)
                     .await?;
                 match reply.body["userId"].as_str() {
                     Some(id) if reply.is_success() => Subject::User(id.to_string()),
@@ -216,7 +219,7 @@ impl Legacy {
         }
         let reply = self
             .client
-            .call(&Call::get("/user"), &caller.forwarded)
+            .call(&Call::get("get_user", "/user"), &caller.forwarded)
             .await?;
         Ok(match reply.body["userId"].as_str() {
             Some(id) if reply.is_success() => Ok(id.to_string()),

@@ -43,7 +43,10 @@ pub(super) async fn list(lg: &Legacy, caller: Caller) -> Result<Answer, CallErro
     let caller = lg.resolve(caller).await?;
     let ids = lg
         .client
-        .call(&Call::get("/user/tokens/named"), &caller.forwarded)
+        .call(
+            &Call::get("list_named", "/user/tokens/named"),
+            &caller.forwarded,
+        )
         .await?;
     if !ids.is_success() {
         return Ok(legacy_error(&ids).for_subject(&caller));
@@ -61,7 +64,10 @@ pub(super) async fn list(lg: &Legacy, caller: Caller) -> Result<Answer, CallErro
         };
         let named = lg
             .client
-            .call(&Call::get(format!("/tokens/named/{id}")), &caller.forwarded)
+            .call(
+                &Call::get("get_named", format!("/tokens/named/{id}")),
+                &caller.forwarded,
+            )
             .await?;
         match named.status {
             200 if is_client_token(&named.body) => match named.body["token"].as_str() {
@@ -89,7 +95,7 @@ pub(super) async fn delete(
     let examined = lg
         .client
         .call(
-            &Call::post("/tokens/examine", json!({ "token": token })),
+            &Call::post("examine", "/tokens/examine", json!({ "token": token })),
             &caller.forwarded,
         )
         .await?;
@@ -111,7 +117,7 @@ pub(super) async fn delete(
     let deleted = lg
         .client
         .call(
-            &Call::delete(format!("/tokens/named/{id}")),
+            &Call::delete("delete_named", format!("/tokens/named/{id}")),
             &caller.forwarded,
         )
         .await?;

@@ -67,7 +67,10 @@ pub(super) async fn create_named(
     for _ in 0..NAME_ATTEMPTS {
         let reply = lg
             .client
-            .call(&Call::post(path, body(&random_suffix())), &caller.forwarded)
+            .call(
+                &Call::post("create_named", path, body(&random_suffix())),
+                &caller.forwarded,
+            )
             .await?;
         match created(&reply)? {
             Created::Token(t) => return Ok(Answer::token(t)),

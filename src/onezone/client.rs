@@ -48,6 +48,8 @@ impl CallError {
 /// One call to the tokens API.
 #[derive(Debug, Clone)]
 pub struct Call {
+    /// A bounded name for metrics, e.g. `examine`.
+    pub name: &'static str,
     pub method: Method,
     /// Path below the API prefix, e.g. `/user/tokens/named`.
     pub path: String,
@@ -55,24 +57,27 @@ pub struct Call {
 }
 
 impl Call {
-    pub fn get(path: impl Into<String>) -> Call {
+    pub fn get(name: &'static str, path: impl Into<String>) -> Call {
         Call {
+            name,
             method: Method::GET,
             path: path.into(),
             body: None,
         }
     }
 
-    pub fn post(path: impl Into<String>, body: Value) -> Call {
+    pub fn post(name: &'static str, path: impl Into<String>, body: Value) -> Call {
         Call {
+            name,
             method: Method::POST,
             path: path.into(),
             body: Some(body),
         }
     }
 
-    pub fn delete(path: impl Into<String>) -> Call {
+    pub fn delete(name: &'static str, path: impl Into<String>) -> Call {
         Call {
+            name,
             method: Method::DELETE,
             path: path.into(),
             body: None,
@@ -137,6 +142,23 @@ impl OnezoneClient {
     /// Retried once only when Pingora says a pooled connection was closed before it took the
     /// request (so it cannot have been processed); token creation is never retried otherwise.
     pub async fn call(&self, call: &Call, client: &Forwarded) -> Result<Reply, CallError> {
+        let started = std::time::Instant::now();
+        let result = self.call_once_or_twice(call, client).await;
+        let m = crate::metrics::metrics();
+        m.upstream_call_duration
+            .with_label_values(&[call.name])
+            .observe(started.elapsed().as_secs_f64());
+        if let Err(e) = &result {
+            m.upstream_failures.with_label_values(&[e.reason()]).inc();
+        }
+        result
+    }
+
+    async fn call_once_or_twice(
+        &self,
+        call: &Call,
+        client: &Forwarded,
+    ) -> Result<Reply, CallError> {
         let body = match &call.body {
             Some(v) => Bytes::from(v.to_string()),
             None => Bytes::new(),
