@@ -113,13 +113,26 @@ fn load(cli: &Cli) -> Result<(Settings, ConfigSource), ConfigError> {
 }
 
 fn init_logging(settings: &Settings) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+    use tracing_subscriber::filter::{filter_fn, FilterExt};
+    use tracing_subscriber::prelude::*;
+
+    let level = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&settings.log_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Pingora's debug and trace lines print whole request headers, credentials included: never
+    // let them through, whatever level is asked for.
+    let no_header_dumps = filter_fn(|meta| {
+        !(meta.target().starts_with("pingora") && *meta.level() > tracing::Level::INFO)
+    });
+    let filter = level.and(no_header_dumps);
+    let fmt = tracing_subscriber::fmt::layer();
     match settings.log_format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Human => builder.init(),
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(fmt.json().with_filter(filter))
+            .init(),
+        LogFormat::Human => tracing_subscriber::registry()
+            .with(fmt.with_filter(filter))
+            .init(),
     }
 }
 

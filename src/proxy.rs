@@ -303,6 +303,16 @@ impl ProxyHttp for MigrationProxy {
         }
     }
 
+    /// What Pingora's own error lines say about a request: method and route, never the path
+    /// (`/user/client_tokens/{tid}` carries a serialized token) or any header.
+    fn request_summary(&self, session: &Session, ctx: &Ctx) -> String {
+        format!(
+            "{} {}",
+            metrics::method_label(session.req_header().method.as_str()),
+            ctx.operation.unwrap_or("passthrough")
+        )
+    }
+
     /// One access line and the request's metrics; the only place either is recorded.
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Ctx) {
         let m = metrics();

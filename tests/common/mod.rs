@@ -56,6 +56,7 @@ pub struct ProxyBuilder {
     extra: String,
     tls: bool,
     upstream_section: String,
+    env: Vec<(String, String)>,
 }
 
 impl ProxyBuilder {
@@ -70,6 +71,11 @@ impl ProxyBuilder {
     pub fn upstream_keys(mut self, toml: &str) -> Self {
         self.upstream_section.push_str(toml);
         self.upstream_section.push('\n');
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_string(), value.to_string()));
         self
     }
 
@@ -106,6 +112,7 @@ impl ProxyBuilder {
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
@@ -131,6 +138,7 @@ impl Proxy {
             extra: String::new(),
             tls: false,
             upstream_section: String::new(),
+            env: Vec::new(),
         }
     }
 
