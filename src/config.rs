@@ -67,10 +67,32 @@ pub struct FileConfig {
     pub server: ServerFile,
     pub log: LogFile,
     pub reload: ReloadFile,
+    pub limits: LimitsFile,
     pub metrics: MetricsFile,
     pub deprecation: DeprecationFile,
     /// Per-route overrides of `[deprecation]`, keyed by Onezone operationId.
     pub routes: BTreeMap<String, RouteFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsFile {
+    pub max_request_line: usize,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+    /// Longest wait for each read of a client's request body.
+    pub client_timeout: String,
+}
+
+impl Default for LimitsFile {
+    fn default() -> Self {
+        LimitsFile {
+            max_request_line: 8 * 1024,
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            client_timeout: "60s".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -442,6 +464,17 @@ impl FileConfig {
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|e| bad("log.level", format!("{:?}: {e}", self.log.level)))?;
         let reload_interval = duration("reload.interval", &self.reload.interval)?;
+        let l = &self.limits;
+        for (key, v) in [
+            ("limits.max_request_line", l.max_request_line),
+            ("limits.max_header_bytes", l.max_header_bytes),
+            ("limits.max_headers", l.max_headers),
+        ] {
+            if v == 0 {
+                return Err(bad(key, "must be greater than zero".into()));
+            }
+        }
+        let client_timeout = duration("limits.client_timeout", &l.client_timeout)?;
         let client_header = http::HeaderName::from_bytes(self.metrics.client_header.as_bytes())
             .map_err(|_| {
                 bad(
@@ -484,6 +517,12 @@ impl FileConfig {
             reload_interval,
             client_header,
             clients: self.metrics.clients.clone(),
+            limits: crate::hardening::Limits {
+                max_request_line: l.max_request_line,
+                max_header_bytes: l.max_header_bytes,
+                max_headers: l.max_headers,
+            },
+            client_timeout,
             policies,
         })
     }
@@ -743,6 +782,8 @@ pub struct Settings {
     /// The header the metrics' `client` label is read from.
     pub client_header: http::HeaderName,
     pub clients: Vec<String>,
+    pub limits: crate::hardening::Limits,
+    pub client_timeout: Duration,
     /// The live part: what `SIGHUP` reloads.
     pub policies: Policies,
 }

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod config;
 pub mod deprecation;
 pub mod forwarding;
+pub mod hardening;
 pub mod legacy;
 pub mod metrics;
 pub mod migration;

@@ -30,6 +30,7 @@ use crate::deprecation::{self, Headers};
 use crate::forwarding::{
     forwarding_headers, ForwardingHeaders, X_FORWARDED_FOR, X_FORWARDED_PROTO,
 };
+use crate::hardening::check_head;
 use crate::legacy::{Answer, Credential, Legacy, LegacyRequest};
 use crate::metrics::{self, metrics};
 use crate::migration::{self, Action, Live, Rejection};
@@ -226,6 +227,18 @@ impl ProxyHttp for MigrationProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut Ctx) -> Result<bool> {
         metrics().in_flight.inc();
         ctx.in_flight = true;
+        // Refuse smuggling shapes and oversized heads before anything is forwarded.
+        let raw_head = session
+            .as_downstream()
+            .as_http1()
+            .map(|h1| h1.get_headers_raw_bytes());
+        if let Some(Err(refusal)) = raw_head.map(|raw| check_head(&raw, &self.settings.limits)) {
+            session.set_keepalive(None);
+            ctx.failure = None;
+            write_answer(session, &Answer::error(refusal.error()), None).await?;
+            return Ok(true);
+        }
+        session.set_read_timeout(Some(self.settings.client_timeout));
         let req = session.req_header();
         let Some(m) = self.matcher.find(req.method.as_str(), req.raw_path()) else {
             return Ok(false);
@@ -276,6 +289,7 @@ impl ProxyHttp for MigrationProxy {
                 (504, Some(OnezoneError::gateway_timeout()))
             }
             _ if upstream => (502, Some(OnezoneError::bad_gateway(e.etype().as_str()))),
+            ErrorType::ReadTimedout => (408, Some(OnezoneError::request_timeout())),
             ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => (0, None),
             _ if e.esource() == &ErrorSource::Downstream => (400, None),
             _ => (500, Some(OnezoneError::internal())),

@@ -61,6 +61,9 @@ pub fn restart_sections(old: &FileConfig, new: &FileConfig) -> Vec<&'static str>
     if old.reload != new.reload {
         changed.push("reload");
     }
+    if old.limits != new.limits {
+        changed.push("limits");
+    }
     if old.metrics != new.metrics {
         changed.push("metrics");
     }

@@ -47,7 +47,15 @@ pub fn created(reply: &Reply) -> Result<Created, CallError> {
     if reply.is_success() {
         return match reply.body["token"].as_str() {
             Some(t) => Ok(Created::Token(t.to_string())),
-            None => Err(CallError::BadBody),
+            None => {
+                // Onezone may have created it: say which one (its id, never a token).
+                let token_id = reply.body["tokenId"].as_str().unwrap_or("");
+                tracing::warn!(
+                    token_id,
+                    "token created but Onezone's answer has no token; answering an error"
+                );
+                Err(CallError::BadBody)
+            }
         };
     }
     if reply.error_id() == Some("badValueIdentifierOccupied") {

@@ -116,6 +116,7 @@ pub struct OnezoneClient {
     host: String,
     max_body: usize,
     idle_timeout: Duration,
+    read_timeout: Duration,
 }
 
 impl OnezoneClient {
@@ -127,6 +128,7 @@ impl OnezoneClient {
         max_body: usize,
         idle_timeout: Duration,
     ) -> Self {
+        let read_timeout = peer.options.read_timeout.unwrap_or(Duration::from_secs(60));
         OnezoneClient {
             connector: Connector::new(Some(ConnectorOptions::from_server_conf(conf))),
             peer,
@@ -134,6 +136,7 @@ impl OnezoneClient {
             host,
             max_body,
             idle_timeout,
+            read_timeout,
         }
     }
 
@@ -224,6 +227,9 @@ impl OnezoneClient {
         header: RequestHeader,
         body: Bytes,
     ) -> Result<(u16, Bytes, bool), Failure> {
+        // Each read (header, every body chunk) waits at most upstream.read_timeout.
+        session.set_read_timeout(Some(self.read_timeout));
+        session.set_write_timeout(Some(self.read_timeout));
         session.write_request_header(Box::new(header)).await?;
         if !body.is_empty() {
             session.write_request_body(body, true).await?;

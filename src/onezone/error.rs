@@ -93,6 +93,40 @@ impl OnezoneError {
         e
     }
 
+    /// 400 for a request the proxy will not forward (ambiguous framing).
+    pub fn bad_request(why: &str) -> Self {
+        Self::new(
+            400,
+            "badRequest",
+            format!("The request is malformed: {why}."),
+        )
+    }
+
+    pub fn uri_too_long() -> Self {
+        Self::new(
+            414,
+            "uriTooLong",
+            "The request line is longer than the proxy accepts.",
+        )
+    }
+
+    pub fn headers_too_large() -> Self {
+        Self::new(
+            431,
+            "requestHeaderFieldsTooLarge",
+            "The request headers are larger than the proxy accepts.",
+        )
+    }
+
+    /// 408: the client was too slow sending its request.
+    pub fn request_timeout() -> Self {
+        Self::new(
+            408,
+            "requestTimeout",
+            "The request was not received in time.",
+        )
+    }
+
     pub fn internal() -> Self {
         Self::new(
             500,

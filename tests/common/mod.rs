@@ -2,6 +2,7 @@
 //! upstream, and a raw HTTP/1.1 client for requests a library client would normalise.
 #![allow(dead_code)]
 
+pub mod faults;
 pub mod upstream;
 
 use std::io::{Read, Write};
@@ -279,8 +280,13 @@ impl RawResponse {
 
 /// Sends raw bytes and reads one answer until the server closes (send `Connection: close`).
 pub fn raw_request(addr: SocketAddr, request: &[u8]) -> RawResponse {
+    raw_request_within(addr, Duration::from_secs(15), request)
+}
+
+/// Like [`raw_request`], reading until the server closes or `wait` passes without data.
+pub fn raw_request_within(addr: SocketAddr, wait: Duration, request: &[u8]) -> RawResponse {
     let mut s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
     s.write_all(request).expect("write");
     let mut buf = Vec::new();
     let _ = s.read_to_end(&mut buf);
