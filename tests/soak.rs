@@ -156,6 +156,13 @@ async fn soak_mixed_requests_with_every_answer_checked() {
                 if n == window {
                     *rss_first.lock().unwrap() = Some((rss(pids.0), rss(pids.1)));
                 }
+                if window > 0 && n % window == 0 {
+                    println!(
+                        "soak: after {n} requests RSS {} / {} KiB",
+                        rss(pids.0),
+                        rss(pids.1)
+                    );
+                }
                 if let Err(e) = one(&c, n, &pass_url, &legacy_url).await {
                     errors.lock().unwrap().push(format!("request {n}: {e}"));
                 }
