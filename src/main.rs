@@ -175,6 +175,7 @@ fn print_routes() {
     for r in routes::ROUTES {
         let (invite_type, target_key) = match r.handler {
             routes::Handler::Invite(i) => (i.invite_type, i.target_key),
+            routes::Handler::Annotate => ("(annotate only)", "-"),
             _ => ("-", "-"),
         };
         println!(
