@@ -533,21 +533,17 @@ impl FileConfig {
             Some(u) => Some(absolute_url(file, "deprecation.public_url", u)?),
             None => None,
         };
-        let default = policy(
-            file,
-            "deprecation",
-            &RouteFile::default(),
-            &Base {
-                date: &d.date,
-                sunset: d.sunset.as_deref(),
-                docs_url: &d.docs_url,
-                sunset_policy_url: d.sunset_policy_url.as_deref(),
-                mode: d.mode,
-                after_sunset: d.after_sunset,
-                rewrite_percent: d.rewrite_percent,
-                brownouts: &d.brownouts,
-            },
-        )?;
+        let base = Base {
+            date: &d.date,
+            sunset: d.sunset.as_deref(),
+            docs_url: &d.docs_url,
+            sunset_policy_url: d.sunset_policy_url.as_deref(),
+            mode: d.mode,
+            after_sunset: d.after_sunset,
+            rewrite_percent: d.rewrite_percent,
+            brownouts: &d.brownouts,
+        };
+        let default = policy(file, "deprecation", &RouteFile::default(), &base)?;
         let mut by_operation = HashMap::new();
         for (name, route) in &self.routes {
             let key = format!("routes.{name}");
@@ -558,16 +554,6 @@ impl FileConfig {
                     "not a deprecated operation (see `onezone-migration-proxy routes`)",
                 ));
             }
-            let base = Base {
-                date: &d.date,
-                sunset: d.sunset.as_deref(),
-                docs_url: &d.docs_url,
-                sunset_policy_url: d.sunset_policy_url.as_deref(),
-                mode: d.mode,
-                after_sunset: d.after_sunset,
-                rewrite_percent: d.rewrite_percent,
-                brownouts: &d.brownouts,
-            };
             by_operation.insert(name.clone(), policy(file, &key, route, &base)?);
         }
         Ok(Policies {
