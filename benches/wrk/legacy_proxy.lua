@@ -1,0 +1,20 @@
+-- The legacy call through the proxy: POST .../groups/{id}/users/token as alice (no body),
+-- which the proxy serves by creating a named invite token at the stand-in
+-- (POST /user/tokens/named, 201) and answering 200 {"token": ...}.
+-- BENCH_PREFIX, BENCH_GROUP_ID and BENCH_TOKEN come from benches/run.sh.
+local prefix = os.getenv("BENCH_PREFIX")
+local group = os.getenv("BENCH_GROUP_ID")
+local token = os.getenv("BENCH_TOKEN")
+local req = wrk.format("POST", prefix .. "/groups/" .. group .. "/users/token",
+   { ["X-Auth-Token"] = token }, "")
+non2xx = 0
+
+function request()
+   return req
+end
+
+function response(status, headers, body)
+   if status < 200 or status > 299 then
+      non2xx = non2xx + 1
+   end
+end
