@@ -121,9 +121,15 @@ fn init_logging(settings: &Settings) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Pingora's debug and trace lines print whole request headers, credentials included: never
     // let them through, whatever level is asked for.
+    let hint = level.max_level_hint();
     let no_header_dumps = filter_fn(|meta| {
         !(meta.target().starts_with("pingora") && *meta.level() > tracing::Level::INFO)
     });
+    // Without the hint every Pingora `log::debug!` would be built and then dropped.
+    let no_header_dumps = match hint {
+        Some(h) => no_header_dumps.with_max_level_hint(h),
+        None => no_header_dumps,
+    };
     let filter = level.and(no_header_dumps);
     let fmt = tracing_subscriber::fmt::layer();
     match settings.log_format {

@@ -38,6 +38,9 @@ use crate::onezone::client::CallError;
 use crate::onezone::error::OnezoneError;
 use crate::routes::{Handler, Match, Matcher};
 
+/// How long an oversized body is read and discarded after its 413.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub struct MigrationProxy {
     settings: Arc<Settings>,
     peer: HttpPeer,
@@ -201,7 +204,13 @@ impl MigrationProxy {
         };
         ctx.subject = answer.subject.clone();
         ctx.failure = answer.failure;
-        write_answer(session, &answer, ctx.deprecation.as_ref()).await
+        write_answer(session, &answer, ctx.deprecation.as_ref()).await?;
+        if answer.status == 413 {
+            // Lingering close: read and discard the rest for a moment, so the client is not
+            // reset while still sending and can read the 413 (nothing is kept).
+            let _ = tokio::time::timeout(LINGER, session.drain_request_body()).await;
+        }
+        Ok(())
     }
 }
 

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use pingora::listeners::tls::TlsSettings;
+use pingora::listeners::{L4BufferSettings, ListenerConfig, DEFAULT_L4_WRITE_BUFFER_SIZE};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
@@ -91,7 +92,10 @@ pub fn build(settings: Settings, source: ConfigSource) -> Result<Server, StartEr
         "onezone-migration-proxy",
     );
     for a in &settings.listen.http {
-        proxy.add_tcp(&a.to_string());
+        // Pingora's default 64 KiB read buffer per connection is most of an idle keep-alive
+        // client's cost; its HTTP/1 parser keeps its own buffer, so reads need none here.
+        let buffers = L4BufferSettings::new(0, DEFAULT_L4_WRITE_BUFFER_SIZE);
+        proxy.add_listener(ListenerConfig::tcp(a.to_string()).l4_buffer(buffers));
     }
     for (index, t) in settings.listen.tls.iter().enumerate() {
         let path = |p: &std::path::Path| p.display().to_string();

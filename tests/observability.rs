@@ -283,7 +283,14 @@ async fn series_stay_bounded_under_distinct_paths_and_agents() {
         "no new series from new paths, ids or agents"
     );
     assert!(s.series() < 400, "{}", s.series());
-    let text = s.text();
+    for (name, labels) in s.0.keys() {
+        for v in labels.values() {
+            assert!(
+                !v.contains("agent-") && !v.contains("token-") && !v.contains("0000000"),
+                "a raw value in a label: {name} {labels:?}"
+            );
+        }
+    }
     assert!(
         !text.contains("agent-") && !text.contains("token-") && !text.contains("0000000"),
         "no raw values in labels"

@@ -47,7 +47,7 @@ async fn one(c: &reqwest::Client, n: usize, pass: &str, legacy: &str) -> Result<
         }
         3 | 4 => {
             let size = [0u64, 1000, 300_000][n % 3];
-            let chunked = if n % 2 == 0 { "?chunked" } else { "" };
+            let chunked = if n.is_multiple_of(2) { "?chunked" } else { "" };
             let r = send(c.get(format!("{pass}{P}/download/{size}{chunked}"))).await?;
             check("download", r.status().as_u16(), 200)?;
             let body = r.bytes().await.map_err(|e| e.to_string())?;
@@ -156,7 +156,7 @@ async fn soak_mixed_requests_with_every_answer_checked() {
                 if n == window {
                     *rss_first.lock().unwrap() = Some((rss(pids.0), rss(pids.1)));
                 }
-                if window > 0 && n % window == 0 {
+                if window > 0 && n.is_multiple_of(window) {
                     println!(
                         "soak: after {n} requests RSS {} / {} KiB",
                         rss(pids.0),
