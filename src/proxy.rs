@@ -308,6 +308,8 @@ impl ProxyHttp for MigrationProxy {
         }
         // Nothing can be said once the upstream's answer has started.
         if code > 0 && session.response_written().is_none() {
+            // The connection is not reused: say so, or a client may send the next request on it.
+            session.set_keepalive(None);
             let err = error.unwrap_or_else(|| OnezoneError {
                 status: code,
                 ..OnezoneError::internal()

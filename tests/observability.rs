@@ -134,7 +134,15 @@ async fn metrics_count_a_scripted_mix_exactly() {
         .unwrap();
     assert_eq!(r.status(), 404, "the stand-in does not serve aliases");
 
-    let s = Scrape::take(&proxy);
+    // The last answer is on the wire before its request is logged: wait for the log phase.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let s = loop {
+        let s = Scrape::take(&proxy);
+        if s.value("migproxy_in_flight_requests", &[]) == 0.0 || Instant::now() > deadline {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     let route = "create_user_group_invite_token";
     let cases = [
         (legacy(route, "rewrite", "success", "2xx", "curl"), 3.0),
