@@ -1,7 +1,9 @@
 //! Soak: a long run of mixed requests with every answer checked and the proxies' memory watched.
 //!
 //! `SOAK_REQUESTS` sets the number of requests (default 4,000, a short pass for the default test
-//! run; the full soak is `SOAK_REQUESTS=100000 cargo test --release --test soak -- --nocapture`).
+//! run; the full soak is `SOAK_REQUESTS=250000 cargo test --release --test soak -- --nocapture`).
+//! Run it for well over a minute: every request arms 60 s read timeouts (Pingora's timer
+//! buckets), so RSS climbs for the first minute and only then reaches its steady state.
 //! Two proxies run: one in front of a recording upstream for pass-through bodies of several
 //! sizes (checksummed both ways), one in front of the Onezone stand-in for every legacy
 //! endpoint and their error paths. Eight workers keep a steady closed-loop load.

@@ -32,7 +32,7 @@ pub struct Seen {
     pub version: String,
     /// Header names lowercase, in arrival order.
     pub headers: Vec<(String, String)>,
-    /// The body, when under 1 MiB.
+    /// The first 64 KiB or so of the body (long runs must not keep every upload).
     pub body: Vec<u8>,
     pub body_len: u64,
     pub body_sha256: String,
@@ -160,7 +160,7 @@ async fn handle(
         if let Some(data) = frame.data_ref() {
             hasher.update(data);
             record.body_len += data.len() as u64;
-            if record.body.len() < 1 << 20 {
+            if record.body.len() < 64 * 1024 {
                 record.body.extend_from_slice(data);
             }
         }
