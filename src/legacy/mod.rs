@@ -140,7 +140,9 @@ pub fn check_body(body: &[u8]) -> Result<(), OnezoneError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(());
     }
-    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+    // JSON is UTF-8 (RFC 8259); skipping a string's content would not check that by itself.
+    let text = std::str::from_utf8(body).map_err(|_| OnezoneError::malformed_data())?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
         .map(|_| ())
         .map_err(|_| OnezoneError::malformed_data())
 }
@@ -240,6 +242,8 @@ mod tests {
         assert!(check_body(br#"{"any": ["json"]}"#).is_ok());
         assert_eq!(check_body(b"token=1").unwrap_err().id, "malformedData");
         assert_eq!(check_body(b"{").unwrap_err().status, 400);
+        // Found by the fuzzer: invalid UTF-8 inside a JSON string is not JSON.
+        assert_eq!(check_body(b"\"\x80\"").unwrap_err().id, "malformedData");
     }
 
     #[test]
