@@ -252,7 +252,9 @@ impl ProxyHttp for MigrationProxy {
         let Some(m) = self.matcher.find(req.method.as_str(), req.raw_path()) else {
             return Ok(false);
         };
-        self.migrate(session, m, ctx).await
+        // Boxed: the legacy path's future is large, and every pass-through request would
+        // otherwise carry it.
+        Box::pin(self.migrate(session, m, ctx)).await
     }
 
     async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
