@@ -14,7 +14,8 @@ pub const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ForwardingHeaders {
     pub forwarded_for: String,
-    pub forwarded_proto: String,
+    /// `http` or `https`.
+    pub forwarded_proto: &'static str,
 }
 
 pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
@@ -38,7 +39,7 @@ pub fn forwarding_headers(
         // A Unix-socket peer: nothing to add, nothing to trust.
         return ForwardingHeaders {
             forwarded_for: String::new(),
-            forwarded_proto: own_proto.to_string(),
+            forwarded_proto: own_proto,
         };
     };
     let trusted = is_trusted(peer, trusted);
@@ -47,8 +48,9 @@ pub fn forwarding_headers(
         _ => peer.to_string(),
     };
     let forwarded_proto = match existing_proto.map(str::trim) {
-        Some(p @ ("http" | "https")) if trusted => p.to_string(),
-        _ => own_proto.to_string(),
+        Some("http") if trusted => "http",
+        Some("https") if trusted => "https",
+        _ => own_proto,
     };
     ForwardingHeaders {
         forwarded_for,

@@ -28,7 +28,7 @@ use pingora::{Error, ErrorSource, ErrorType, Result};
 use crate::config::Settings;
 use crate::deprecation::{self, Headers};
 use crate::forwarding::{
-    forwarding_headers, ForwardingHeaders, X_FORWARDED_FOR, X_FORWARDED_PROTO,
+    forwarding_headers, is_trusted, ForwardingHeaders, X_FORWARDED_FOR, X_FORWARDED_PROTO,
 };
 use crate::hardening::check_head;
 use crate::legacy::{Answer, Credential, Legacy, LegacyRequest};
@@ -115,23 +115,24 @@ impl MigrationProxy {
             ))
         });
         ctx.deprecation = Some(deprecation::headers(policy, successor.as_deref()));
-        // Sticky rollout: the caller's credential digest, or its address when it sent none.
-        let digest = Credential::from_headers(&session.req_header().headers)
-            .digest()
-            .unwrap_or_else(|| {
-                let ip = client_ip(session)
-                    .map(|ip| ip.to_string())
-                    .unwrap_or_default();
-                Credential::Basic(ip).digest().unwrap_or_default()
-            });
+        // Sticky rollout: a bucket from the caller's credential digest, or from its address
+        // when it sent none. Only a partial rollout needs it (it costs a SHA-256).
+        let bucket = if policy.rewrite_percent < 100 {
+            let digest = Credential::from_headers(&session.req_header().headers)
+                .digest()
+                .unwrap_or_else(|| {
+                    let ip = client_ip(session)
+                        .map(|ip| ip.to_string())
+                        .unwrap_or_default();
+                    Credential::Basic(ip).digest().unwrap_or_default()
+                });
+            migration::bucket(&digest)
+        } else {
+            0
+        };
         ctx.annotate_only = route.handler == Handler::Annotate;
         let rewritable = !ctx.annotate_only;
-        let action = migration::decide(
-            policy,
-            rewritable,
-            SystemTime::now(),
-            migration::bucket(&digest),
-        );
+        let action = migration::decide(policy, rewritable, SystemTime::now(), bucket);
         ctx.action = Some(action);
         match action {
             Action::Passthrough => Ok(false),
@@ -152,6 +153,9 @@ impl MigrationProxy {
 
     fn forwarding(&self, session: &Session) -> ForwardingHeaders {
         let req = session.req_header();
+        let peer = client_ip(session);
+        // An untrusted peer's own forwarding headers are ignored, so they are not even read.
+        let trusted = peer.is_some_and(|ip| is_trusted(ip, &self.settings.trusted_proxies));
         let joined = |name: &str| {
             let values: Vec<&str> = req
                 .headers
@@ -161,11 +165,15 @@ impl MigrationProxy {
                 .collect();
             (!values.is_empty()).then(|| values.join(", "))
         };
+        let (existing_for, existing_proto) = match trusted {
+            true => (joined(X_FORWARDED_FOR), joined(X_FORWARDED_PROTO)),
+            false => (None, None),
+        };
         forwarding_headers(
-            client_ip(session),
+            peer,
             is_tls(session),
-            joined(X_FORWARDED_FOR).as_deref(),
-            joined(X_FORWARDED_PROTO).as_deref(),
+            existing_for.as_deref(),
+            existing_proto.as_deref(),
             &self.settings.trusted_proxies,
         )
     }
@@ -181,7 +189,7 @@ impl MigrationProxy {
                 if !fwd.forwarded_for.is_empty() {
                     forwarding.push(header(X_FORWARDED_FOR, &fwd.forwarded_for));
                 }
-                forwarding.push(header(X_FORWARDED_PROTO, &fwd.forwarded_proto));
+                forwarding.push(header(X_FORWARDED_PROTO, fwd.forwarded_proto));
                 let req = LegacyRequest {
                     route: m.route,
                     param: m.param,
@@ -268,8 +276,10 @@ impl ProxyHttp for MigrationProxy {
         _ctx: &mut Ctx,
     ) -> Result<()> {
         let fwd = self.forwarding(session);
-        up.remove_header(X_FORWARDED_FOR);
-        if !fwd.forwarded_for.is_empty() {
+        // `insert_header` replaces every line the client sent.
+        if fwd.forwarded_for.is_empty() {
+            up.remove_header(X_FORWARDED_FOR);
+        } else {
             up.insert_header(X_FORWARDED_FOR, fwd.forwarded_for)?;
         }
         up.insert_header(X_FORWARDED_PROTO, fwd.forwarded_proto)?;
@@ -508,7 +518,11 @@ async fn write_answer(
     answer: &Answer,
     deprecation: Option<&Headers>,
 ) -> Result<()> {
-    let body = answer.body.as_ref().map(|b| Bytes::from(b.to_string()));
+    let body = answer
+        .body
+        .as_ref()
+        // A `Value` always serializes.
+        .map(|b| Bytes::from(serde_json::to_vec(b).unwrap_or_default()));
     let mut resp = ResponseHeader::build(answer.status, Some(5))?;
     if let Some(h) = deprecation {
         add_deprecation_headers(&mut resp, h)?;

@@ -9,6 +9,8 @@
 //! served as a legacy endpoint exactly when Onezone itself would have routed it to one; the path
 //! sent upstream for pass-through is never changed.
 
+use std::borrow::Cow;
+
 /// What the proxy does for a matched endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Handler {
@@ -147,16 +149,31 @@ pub struct Match {
     pub param: Option<Vec<u8>>,
 }
 
-/// Prepared matcher for one API prefix.
+/// Prepared matcher for one API prefix: the templates are split once, at start-up, because
+/// every request (pass-through included) goes through `find`.
 #[derive(Debug, Clone)]
 pub struct Matcher {
     prefix: Vec<Vec<u8>>,
+    /// Each route with its template's segments; `None` is a `{param}`.
+    templates: Vec<(&'static Route, Vec<Option<&'static [u8]>>)>,
 }
 
 impl Matcher {
     pub fn new(prefix: &str) -> Matcher {
-        let prefix = segments(prefix.as_bytes()).unwrap_or_default();
-        Matcher { prefix }
+        let prefix = segments(prefix.as_bytes())
+            .unwrap_or_default()
+            .into_iter()
+            .map(Cow::into_owned)
+            .collect();
+        let templates = ROUTES
+            .iter()
+            .map(|route| {
+                let segs = route.template.trim_start_matches('/').split('/');
+                let segs = segs.map(|t| (!t.starts_with('{')).then_some(t.as_bytes()));
+                (route, segs.collect())
+            })
+            .collect();
+        Matcher { prefix, templates }
     }
 
     /// Finds the legacy endpoint for a request, or `None` to pass it through.
@@ -166,42 +183,44 @@ impl Matcher {
             None => raw_path,
         };
         let segs = segments(path)?;
-        let rest = segs.strip_prefix(self.prefix.as_slice())?;
-        ROUTES
-            .iter()
-            .filter(|r| r.method == method)
-            .find_map(|route| match_template(route, rest))
-    }
-}
-
-fn match_template(route: &'static Route, segs: &[Vec<u8>]) -> Option<Match> {
-    let template = route.template.trim_start_matches('/').split('/');
-    if template.clone().count() != segs.len() {
-        return None;
-    }
-    let mut param = None;
-    for (t, s) in template.zip(segs) {
-        if t.starts_with('{') {
-            param = Some(s.clone());
-        } else if t.as_bytes() != s.as_slice() {
+        let rest = segs.get(self.prefix.len()..)?;
+        if !self.prefix.iter().zip(&segs).all(|(p, s)| p[..] == s[..]) {
             return None;
         }
+        self.templates
+            .iter()
+            .filter(|(route, t)| route.method == method && t.len() == rest.len())
+            .find_map(|(route, template)| {
+                let mut param = None;
+                for (t, s) in template.iter().zip(rest) {
+                    match t {
+                        None => param = Some(s.to_vec()),
+                        Some(literal) if *literal == &s[..] => {}
+                        Some(_) => return None,
+                    }
+                }
+                Some(Match { route, param })
+            })
     }
-    Some(Match { route, param })
 }
 
 /// Splits a path into decoded segments as cowboy's router does; `None` when it would refuse it.
-pub fn segments(path: &[u8]) -> Option<Vec<Vec<u8>>> {
+/// A segment without escapes is borrowed, so the common path allocates once.
+pub fn segments(path: &[u8]) -> Option<Vec<Cow<'_, [u8]>>> {
     let rest = path.strip_prefix(b"/")?;
-    let mut raw: Vec<&[u8]> = rest.split(|&b| b == b'/').collect();
-    // One trailing slash does not make a segment ("/a/" is ["a"]).
-    if raw.last().is_some_and(|s| s.is_empty()) {
-        raw.pop();
+    let mut out: Vec<Cow<'_, [u8]>> = Vec::with_capacity(8);
+    if rest.is_empty() {
+        return Some(out);
     }
-    let mut out: Vec<Vec<u8>> = Vec::with_capacity(raw.len());
-    for s in raw {
-        let seg = percent_decode(s)?;
-        match seg.as_slice() {
+    // One trailing slash does not make a segment ("/a/" is ["a"], "//" is [""]).
+    let rest = rest.strip_suffix(b"/").unwrap_or(rest);
+    for s in rest.split(|&b| b == b'/') {
+        let seg = if s.contains(&b'%') {
+            Cow::Owned(percent_decode(s)?)
+        } else {
+            Cow::Borrowed(s)
+        };
+        match &seg[..] {
             b"." => {}
             b".." => {
                 out.pop();

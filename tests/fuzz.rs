@@ -33,6 +33,51 @@ fn path_bytes() -> impl Strategy<Value = Vec<u8>> {
     proptest::collection::vec(piece, 0..16).prop_map(|v| v.concat())
 }
 
+/// A legacy route's path, bent the ways routing can be fooled: dot segments, escapes, empty
+/// segments, trailing slashes, a query.
+fn route_like_path() -> impl Strategy<Value = Vec<u8>> {
+    let extra = prop_oneof![
+        4 => Just(""),
+        1 => Just("."),
+        1 => Just(".."),
+        1 => Just("x/.."),
+        1 => Just("%2e"),
+        1 => Just("%2E%2e"),
+        1 => Just("//"),
+    ];
+    (
+        0..ROUTES.len(),
+        "[a-zA-Z0-9_%/.-]{0,6}",
+        proptest::collection::vec(extra, 8),
+        any::<proptest::sample::Index>(),
+        prop_oneof![Just(""), Just("/"), Just("//"), Just("?a=/b"), Just("/?x")],
+    )
+        .prop_map(|(r, id, extras, escape, tail)| {
+            let template = ROUTES[r]
+                .template
+                .replace("{id}", &id)
+                .replace("{tid}", &id);
+            let mut segs: Vec<String> = "api/v3/onezone".split('/').map(String::from).collect();
+            segs.extend(template[1..].split('/').map(String::from));
+            // Percent-encode one character of one segment: the router must decode it.
+            let i = escape.index(segs.len());
+            if let Some(c) = segs[i].chars().next() {
+                segs[i] = format!("%{:02X}{}", c as u32, &segs[i][c.len_utf8()..]);
+            }
+            let mut out = String::new();
+            for (seg, extra) in segs.iter().zip(extras.iter().chain(std::iter::repeat(&""))) {
+                if !extra.is_empty() {
+                    out.push('/');
+                    out.push_str(extra);
+                }
+                out.push('/');
+                out.push_str(seg);
+            }
+            out.push_str(tail);
+            out.into_bytes()
+        })
+}
+
 fn json_value() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
@@ -63,6 +108,13 @@ proptest! {
             let segs = segments(path_only).expect("a matched path has segments");
             prop_assert_eq!(segs.len(), 3 + found.route.template.matches('/').count());
         }
+    }
+
+    #[test]
+    fn matcher_agrees_with_a_naive_router(method in "GET|POST|PUT|DELETE|PATCH", path in prop_oneof![route_like_path(), path_bytes()]) {
+        let m = Matcher::new("/api/v3/onezone");
+        let fast = m.find(&method, &path).map(|f| (f.route.operation, f.param));
+        prop_assert_eq!(fast, naive_find(&method, &path));
     }
 
     #[test]
@@ -112,4 +164,57 @@ proptest! {
             let _ = f.validate("fuzz");
         }
     }
+}
+
+/// The matcher's contract written the slow, obvious way (decoded owned segments, each route's
+/// template split on every call): the optimized `Matcher::find` must agree with it.
+fn naive_find(method: &str, raw: &[u8]) -> Option<(&'static str, Option<Vec<u8>>)> {
+    let path = raw.split(|&b| b == b'?').next()?;
+    let rest = path.strip_prefix(b"/")?;
+    let mut pieces: Vec<&[u8]> = rest.split(|&b| b == b'/').collect();
+    if pieces.last() == Some(&&b""[..]) {
+        pieces.pop();
+    }
+    let mut segs: Vec<Vec<u8>> = Vec::new();
+    for p in pieces {
+        let mut seg = Vec::new();
+        let mut i = 0;
+        while i < p.len() {
+            if p[i] == b'%' {
+                let hex = std::str::from_utf8(p.get(i + 1..i + 3)?).ok()?;
+                seg.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            } else {
+                seg.push(p[i]);
+                i += 1;
+            }
+        }
+        match seg.as_slice() {
+            b"." => {}
+            b".." => {
+                segs.pop();
+            }
+            _ => segs.push(seg),
+        }
+    }
+    let prefix: [&[u8]; 3] = [b"api", b"v3", b"onezone"];
+    if segs.len() < 3 || segs[..3].iter().zip(prefix).any(|(s, p)| s.as_slice() != p) {
+        return None;
+    }
+    let rest = &segs[3..];
+    ROUTES.iter().filter(|r| r.method == method).find_map(|r| {
+        let template: Vec<&str> = r.template[1..].split('/').collect();
+        if template.len() != rest.len() {
+            return None;
+        }
+        let mut param = None;
+        for (t, s) in template.iter().zip(rest) {
+            if t.starts_with('{') {
+                param = Some(s.clone());
+            } else if t.as_bytes() != s.as_slice() {
+                return None;
+            }
+        }
+        Some((r.operation, param))
+    })
 }

@@ -163,7 +163,7 @@ impl OnezoneClient {
         client: &Forwarded,
     ) -> Result<Reply, CallError> {
         let body = match &call.body {
-            Some(v) => Bytes::from(v.to_string()),
+            Some(v) => Bytes::from(serde_json::to_vec(v).unwrap_or_default()),
             None => Bytes::new(),
         };
         let mut attempt = 0;
@@ -206,7 +206,11 @@ impl OnezoneClient {
         body_len: usize,
     ) -> pingora::Result<RequestHeader> {
         let path = format!("{}{}", self.prefix, call.path);
-        let mut req = RequestHeader::build(call.method.clone(), path.as_bytes(), None)?;
+        // No case map: header names go out in lower case, which HTTP/1.1 allows and which
+        // halves the cost of building the header.
+        let size = client.headers.len() + 5;
+        let mut req =
+            RequestHeader::build_no_case(call.method.clone(), path.as_bytes(), Some(size))?;
         req.insert_header(http::header::HOST, &self.host)?;
         for (name, value) in &client.headers {
             req.append_header(name.clone(), value.clone())?;
