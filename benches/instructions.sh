@@ -87,7 +87,8 @@ measure() {
     awk '/^fn=/{fn=substr($0,4); next} /^calls=/{skip=1; next}
          /^[0-9+*-]/{ if (skip) {skip=0; next} if (NF>=2) cost[fn]+=$2 }
          END {for (f in cost) printf "%d\t%s\n", cost[f], f}' "$dump" |
-        sort -rn | head -10 >"$tmp/$name.top"
+        sort -rn >"$tmp/$name.all"
+    head -10 "$tmp/$name.all" >"$tmp/$name.top"
 }
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
