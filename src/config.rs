@@ -308,6 +308,7 @@ impl Default for OnezoneFile {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerFile {
     pub threads: usize,
+    pub work_stealing: bool,
     pub grace_period: String,
     pub shutdown_timeout: String,
 }
@@ -316,6 +317,7 @@ impl Default for ServerFile {
     fn default() -> Self {
         ServerFile {
             threads: 2,
+            work_stealing: false,
             grace_period: "5s".into(),
             shutdown_timeout: "5s".into(),
         }
@@ -509,6 +511,7 @@ impl FileConfig {
             caller_cache_ttl,
             caller_cache_size: self.onezone.caller_cache_size,
             threads: self.server.threads,
+            work_stealing: self.server.work_stealing,
             grace_period,
             shutdown_timeout,
             log_format: self.log.format,
@@ -759,6 +762,7 @@ pub struct Settings {
     pub caller_cache_ttl: Duration,
     pub caller_cache_size: usize,
     pub threads: usize,
+    pub work_stealing: bool,
     pub grace_period: Duration,
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,

@@ -41,6 +41,7 @@ fn server_conf(settings: &Settings) -> ServerConf {
     let secs = |d: std::time::Duration| d.as_secs().max(1);
     ServerConf {
         threads: settings.threads,
+        work_stealing: settings.work_stealing,
         grace_period_seconds: Some(secs(settings.grace_period)),
         graceful_shutdown_timeout_seconds: Some(secs(settings.shutdown_timeout)),
         ca_file: settings
