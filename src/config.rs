@@ -317,7 +317,7 @@ impl Default for ServerFile {
     fn default() -> Self {
         ServerFile {
             threads: 2,
-            work_stealing: false,
+            work_stealing: true,
             grace_period: "5s".into(),
             shutdown_timeout: "5s".into(),
         }
