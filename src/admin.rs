@@ -8,15 +8,17 @@ use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
 use crate::legacy::Legacy;
+use crate::lifecycle::Lifecycle;
 use crate::onezone::client::{Call, Forwarded};
 
 pub struct Admin {
     legacy: Arc<Legacy>,
+    life: Arc<Lifecycle>,
 }
 
 impl Admin {
-    pub fn new(legacy: Arc<Legacy>) -> Admin {
-        Admin { legacy }
+    pub fn new(legacy: Arc<Legacy>, life: Arc<Lifecycle>) -> Admin {
+        Admin { legacy, life }
     }
 
     /// Ready when Onezone answers its public `GET /configuration`.
@@ -49,7 +51,18 @@ impl ServeHttp for Admin {
                 "text/plain; version=0.0.4; charset=utf-8",
                 crate::metrics::metrics().render(),
             ),
+            // Alive means serving: not before every proxy listener accepts connections.
+            "/healthz" if !self.life.is_listening() => {
+                reply(503, json, br#"{"status":"starting"}"#.to_vec())
+            }
             "/healthz" => reply(200, json, br#"{"status":"ok"}"#.to_vec()),
+            "/readyz" if !self.life.is_listening() => {
+                reply(503, json, br#"{"status":"starting"}"#.to_vec())
+            }
+            // From SIGTERM on, so that the load balancer stops sending new requests.
+            "/readyz" if self.life.is_draining() => {
+                reply(503, json, br#"{"status":"draining"}"#.to_vec())
+            }
             "/readyz" => {
                 if self.upstream_ready().await {
                     reply(200, json, br#"{"status":"ready"}"#.to_vec())

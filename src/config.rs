@@ -82,6 +82,12 @@ pub struct LimitsFile {
     pub max_headers: usize,
     /// Longest wait for each read of a client's request body.
     pub client_timeout: String,
+    /// How long an idle kept-alive client connection is kept open.
+    pub keepalive_timeout: String,
+    /// Deadline for a whole request head, from its first byte.
+    pub header_timeout: String,
+    /// How long an upgraded connection (WebSocket) may stay silent in one direction; "0": no limit.
+    pub tunnel_idle_timeout: String,
 }
 
 impl Default for LimitsFile {
@@ -91,6 +97,9 @@ impl Default for LimitsFile {
             max_header_bytes: 64 * 1024,
             max_headers: 100,
             client_timeout: "60s".into(),
+            keepalive_timeout: "75s".into(),
+            header_timeout: "60s".into(),
+            tunnel_idle_timeout: "1h".into(),
         }
     }
 }
@@ -251,6 +260,8 @@ pub struct UpstreamFile {
     pub total_timeout: String,
     pub idle_timeout: String,
     pub max_body_bytes: u64,
+    /// Most connections the tokens-API calls open to Onezone at once; more calls wait.
+    pub max_connections: usize,
 }
 
 impl Default for UpstreamFile {
@@ -266,6 +277,7 @@ impl Default for UpstreamFile {
             total_timeout: "30s".into(),
             idle_timeout: "60s".into(),
             max_body_bytes: 1024 * 1024,
+            max_connections: 64,
         }
     }
 }
@@ -309,6 +321,7 @@ impl Default for OnezoneFile {
 pub struct ServerFile {
     pub threads: usize,
     pub work_stealing: bool,
+    pub drain_delay: String,
     pub grace_period: String,
     pub shutdown_timeout: String,
 }
@@ -318,8 +331,9 @@ impl Default for ServerFile {
         ServerFile {
             threads: 2,
             work_stealing: true,
-            grace_period: "5s".into(),
-            shutdown_timeout: "5s".into(),
+            drain_delay: "5s".into(),
+            grace_period: "25s".into(),
+            shutdown_timeout: "1s".into(),
         }
     }
 }
@@ -353,7 +367,7 @@ impl FileConfig {
         let de = toml::Deserializer::new(text);
         serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
-            let mut reason = e.inner().message().trim().to_string();
+            let mut reason = for_people(e.inner().message().trim());
             if let Some(span) = e.inner().span() {
                 let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
                 reason.push_str(&format!(" (line {line})"));
@@ -380,13 +394,19 @@ impl FileConfig {
     /// Checks every value and builds the typed settings.
     pub fn validate(&self, file: &str) -> Result<Settings, ConfigError> {
         let bad = |key: &str, reason: String| ConfigError::invalid(file, key, reason);
-        let duration = |key: &str, value: &str| -> Result<Duration, ConfigError> {
-            let d = humantime::parse_duration(value).map_err(|e| {
+        let duration_or_zero = |key: &str, value: &str| -> Result<Duration, ConfigError> {
+            if value == "0" {
+                return Ok(Duration::ZERO);
+            }
+            humantime::parse_duration(value).map_err(|e| {
                 bad(
                     key,
                     format!("{value:?} is not a duration ({e}); e.g. \"5s\""),
                 )
-            })?;
+            })
+        };
+        let duration = |key: &str, value: &str| -> Result<Duration, ConfigError> {
+            let d = duration_or_zero(key, value)?;
             if d.is_zero() {
                 return Err(bad(key, "must be greater than zero".into()));
             }
@@ -412,13 +432,10 @@ impl FileConfig {
             let key = format!("listen.tls[{i}]");
             let address = socket(&format!("{key}.address"), &t.address)?;
             for (name, path) in [("cert", &t.cert), ("key", &t.key)] {
-                std::fs::File::open(path).map_err(|e| {
-                    bad(
-                        &format!("{key}.{name}"),
-                        format!("cannot read {}: {e}", path.display()),
-                    )
-                })?;
+                readable_file(path).map_err(|reason| bad(&format!("{key}.{name}"), reason))?;
             }
+            crate::tls::check_cert_and_key(&t.cert, &t.key)
+                .map_err(|(which, reason)| bad(&format!("{key}.{which}"), reason))?;
             tls.push(TlsListener {
                 address,
                 cert: t.cert.clone(),
@@ -461,10 +478,10 @@ impl FileConfig {
         if self.server.threads == 0 {
             return Err(bad("server.threads", "must be at least 1".into()));
         }
+        let drain_delay = duration_or_zero("server.drain_delay", &self.server.drain_delay)?;
         let grace_period = duration("server.grace_period", &self.server.grace_period)?;
         let shutdown_timeout = duration("server.shutdown_timeout", &self.server.shutdown_timeout)?;
-        tracing_subscriber::EnvFilter::try_new(&self.log.level)
-            .map_err(|e| bad("log.level", format!("{:?}: {e}", self.log.level)))?;
+        check_log_level(&self.log.level).map_err(|reason| bad("log.level", reason))?;
         let reload_interval = duration("reload.interval", &self.reload.interval)?;
         let l = &self.limits;
         for (key, v) in [
@@ -477,6 +494,11 @@ impl FileConfig {
             }
         }
         let client_timeout = duration("limits.client_timeout", &l.client_timeout)?;
+        let keepalive_timeout = duration("limits.keepalive_timeout", &l.keepalive_timeout)?;
+        let header_timeout = duration("limits.header_timeout", &l.header_timeout)?;
+        let tunnel_idle_timeout =
+            duration_or_zero("limits.tunnel_idle_timeout", &l.tunnel_idle_timeout)?;
+        let tunnel_idle_timeout = (!tunnel_idle_timeout.is_zero()).then_some(tunnel_idle_timeout);
         let client_header = http::HeaderName::from_bytes(self.metrics.client_header.as_bytes())
             .map_err(|_| {
                 bad(
@@ -512,6 +534,7 @@ impl FileConfig {
             caller_cache_size: self.onezone.caller_cache_size,
             threads: self.server.threads,
             work_stealing: self.server.work_stealing,
+            drain_delay,
             grace_period,
             shutdown_timeout,
             log_format: self.log.format,
@@ -526,6 +549,9 @@ impl FileConfig {
                 max_headers: l.max_headers,
             },
             client_timeout,
+            keepalive_timeout,
+            header_timeout,
+            tunnel_idle_timeout,
             policies,
         })
     }
@@ -608,12 +634,12 @@ impl FileConfig {
             .trim_end_matches(']');
         let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
         if let Some(ca) = &u.ca_file {
-            std::fs::File::open(ca).map_err(|e| {
-                bad(
-                    "upstream.ca_file",
-                    format!("cannot read {}: {e}", ca.display()),
-                )
-            })?;
+            readable_file(ca)
+                .and_then(|_| crate::tls::check_ca_file(ca))
+                .map_err(|reason| bad("upstream.ca_file", reason))?;
+        }
+        if u.max_connections == 0 {
+            return Err(bad("upstream.max_connections", "must be at least 1".into()));
         }
         if u.max_body_bytes == 0 {
             return Err(bad(
@@ -635,8 +661,48 @@ impl FileConfig {
             total_timeout: duration("upstream.total_timeout", &u.total_timeout)?,
             idle_timeout: duration("upstream.idle_timeout", &u.idle_timeout)?,
             max_body_bytes: usize::try_from(u.max_body_bytes).unwrap_or(usize::MAX),
+            max_connections: u.max_connections,
         })
     }
+}
+
+/// serde names the Rust type a key expected ("expected struct UpstreamFile"); a person
+/// needs the TOML shape ("expected a table").
+fn for_people(message: &str) -> String {
+    let Some(at) = message.find("expected struct ") else {
+        return message.to_string();
+    };
+    let rest = &message[at + "expected struct ".len()..];
+    let name_end = rest
+        .find(|c: char| !c.is_alphanumeric() && c != '_')
+        .unwrap_or(rest.len());
+    format!("{}expected a table{}", &message[..at], &rest[name_end..])
+}
+
+/// A path that can be read as a file (a directory opens too, but cannot be read).
+fn readable_file(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => Ok(()),
+        Ok(_) => Err(format!("{} is not a file", path.display())),
+        Err(e) => Err(format!("cannot read {}: {e}", path.display())),
+    }
+}
+
+/// `tracing`'s filter syntax takes a bare word as a target name, so a misspelt level such as
+/// "inof" would parse and silence every log line: a bare word must be a level.
+fn check_log_level(level: &str) -> Result<(), String> {
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    tracing_subscriber::EnvFilter::try_new(level).map_err(|e| format!("{level:?}: {e}"))?;
+    for directive in level.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let bare = !directive.contains(['=', '[']);
+        if bare && !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(directive)) {
+            return Err(format!(
+                "{directive:?} is not a level: use one of {}, or target=level",
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The `[deprecation]` values a route inherits.
@@ -763,7 +829,11 @@ pub struct Settings {
     pub caller_cache_size: usize,
     pub threads: usize,
     pub work_stealing: bool,
+    /// After SIGTERM: how long the listeners keep accepting (answers say `Connection: close`).
+    pub drain_delay: Duration,
+    /// Then: the longest wait for requests in flight.
     pub grace_period: Duration,
+    /// Then: how long Pingora's runtimes get to stop.
     pub shutdown_timeout: Duration,
     pub log_format: LogFormat,
     pub log_level: String,
@@ -774,6 +844,10 @@ pub struct Settings {
     pub clients: Vec<String>,
     pub limits: crate::hardening::Limits,
     pub client_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub header_timeout: Duration,
+    /// `None`: upgraded connections never time out.
+    pub tunnel_idle_timeout: Option<Duration>,
     /// The live part: what `SIGHUP` reloads.
     pub policies: Policies,
 }
@@ -808,6 +882,7 @@ pub struct Upstream {
     pub total_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_body_bytes: usize,
+    pub max_connections: usize,
 }
 
 impl Upstream {
@@ -886,6 +961,52 @@ mod tests {
         let (key, reason) = invalid("[upstream]\nurll = \"http://x\"\n");
         assert_eq!(key, "upstream.urll");
         assert!(reason.contains("unknown field `urll`"), "{reason}");
+    }
+
+    #[test]
+    fn a_wrong_shape_names_the_toml_shape_not_a_rust_type() {
+        let (key, reason) = invalid("upstream = 3\n");
+        assert_eq!(key, "upstream");
+        assert!(reason.contains("expected a table"), "{reason}");
+        assert!(!reason.contains("struct"), "{reason}");
+        assert_eq!(
+            for_people("invalid type: integer `3`, expected struct UpstreamFile"),
+            "invalid type: integer `3`, expected a table"
+        );
+    }
+
+    #[test]
+    fn a_misspelt_log_level_is_refused() {
+        let (key, reason) = invalid("[log]\nlevel = \"inof\"\n");
+        assert_eq!(key, "log.level");
+        assert!(reason.contains("\"inof\" is not a level"), "{reason}");
+        for ok in [
+            "info",
+            "WARN",
+            "info,access=debug",
+            "pingora_core=warn",
+            "off",
+        ] {
+            assert!(check_log_level(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn durations_that_may_be_zero() {
+        let f = FileConfig::parse(
+            "[limits]\ntunnel_idle_timeout = \"0\"\n[server]\ndrain_delay = \"0s\"\n",
+            "t",
+        )
+        .unwrap();
+        let s = f.validate("t").unwrap();
+        assert_eq!(s.tunnel_idle_timeout, None);
+        assert_eq!(s.drain_delay, Duration::ZERO);
+        let d = FileConfig::default().validate("d").unwrap();
+        assert_eq!(d.tunnel_idle_timeout, Some(Duration::from_secs(3600)));
+        assert_eq!(
+            invalid("[limits]\nkeepalive_timeout = \"0s\"").0,
+            "limits.keepalive_timeout"
+        );
     }
 
     #[test]

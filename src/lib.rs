@@ -5,10 +5,13 @@
 
 pub mod admin;
 pub mod config;
+pub mod connection;
 pub mod deprecation;
 pub mod forwarding;
 pub mod hardening;
 pub mod legacy;
+pub mod lifecycle;
+pub mod logs;
 pub mod metrics;
 pub mod migration;
 pub mod onezone;
@@ -17,4 +20,5 @@ pub mod reload;
 pub mod routes;
 pub mod server;
 pub mod standin;
+pub mod tls;
 pub mod upstream;

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use onezone_migration_proxy::config::{
-    ConfigError, FileConfig, LogFormat, Overrides, Settings, DEFAULT_CONFIG,
+    ConfigError, FileConfig, Overrides, Settings, DEFAULT_CONFIG,
 };
 use onezone_migration_proxy::server::ConfigSource;
 use onezone_migration_proxy::{routes, server, standin};
@@ -81,10 +81,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match &cli.command {
         Some(Command::CheckConfig { file }) => check_config(&cli, file),
-        Some(Command::Routes) => {
-            print_routes();
-            ExitCode::SUCCESS
-        }
+        Some(Command::Routes) => print_quietly(&routes_table()),
         Some(Command::Demo) => demo(&cli),
         Some(Command::Run) | None => run(&cli),
     }
@@ -96,9 +93,9 @@ fn check_config(cli: &Cli, file: &PathBuf) -> ExitCode {
         .and_then(|(f, name)| f.validate(&name).map(|_| f))
     {
         Ok(f) => {
-            print!("{}", f.to_toml());
+            let printed = print_quietly(&f.to_toml());
             eprintln!("{}: ok", file.display());
-            ExitCode::SUCCESS
+            printed
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -118,36 +115,6 @@ fn load(cli: &Cli) -> Result<(Settings, ConfigSource), ConfigError> {
     Ok((settings, source))
 }
 
-fn init_logging(settings: &Settings) {
-    use tracing_subscriber::filter::{filter_fn, FilterExt};
-    use tracing_subscriber::prelude::*;
-
-    let level = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&settings.log_level))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // Pingora's debug and trace lines print whole request headers, credentials included: never
-    // let them through, whatever level is asked for.
-    let hint = level.max_level_hint();
-    let no_header_dumps = filter_fn(|meta| {
-        !(meta.target().starts_with("pingora") && *meta.level() > tracing::Level::INFO)
-    });
-    // Without the hint every Pingora `log::debug!` would be built and then dropped.
-    let no_header_dumps = match hint {
-        Some(h) => no_header_dumps.with_max_level_hint(h),
-        None => no_header_dumps,
-    };
-    let filter = level.and(no_header_dumps);
-    let fmt = tracing_subscriber::fmt::layer();
-    match settings.log_format {
-        LogFormat::Json => tracing_subscriber::registry()
-            .with(fmt.json().with_filter(filter))
-            .init(),
-        LogFormat::Human => tracing_subscriber::registry()
-            .with(fmt.with_filter(filter))
-            .init(),
-    }
-}
-
 fn run(cli: &Cli) -> ExitCode {
     let (settings, source) = match load(cli) {
         Ok(s) => s,
@@ -156,7 +123,7 @@ fn run(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_logging(&settings);
+    onezone_migration_proxy::logs::init(&settings);
     start(settings, source)
 }
 
@@ -179,8 +146,26 @@ fn start(settings: Settings, source: ConfigSource) -> ExitCode {
     }
 }
 
-fn print_routes() {
-    println!(
+/// Prints to standard output; a reader that went away (`| head`) ends the command quietly,
+/// as it does for Unix tools.
+fn print_quietly(text: &str) -> ExitCode {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn routes_table() -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "{:<7} {:<52} {:<21} {:<12} operation",
         "method", "path", "invite type", "target key"
     );
@@ -190,11 +175,13 @@ fn print_routes() {
             routes::Handler::Annotate => ("(annotate only)", "-"),
             _ => ("-", "-"),
         };
-        println!(
+        let _ = writeln!(
+            out,
             "{:<7} {:<52} {:<21} {:<12} {}",
             r.method, r.template, invite_type, target_key, r.operation
         );
     }
+    out
 }
 
 fn demo(cli: &Cli) -> ExitCode {
@@ -250,7 +237,7 @@ fn demo(cli: &Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    init_logging(&settings);
+    onezone_migration_proxy::logs::init(&settings);
     let proxy = settings
         .listen
         .http
@@ -262,15 +249,13 @@ fn demo(cli: &Cli) -> ExitCode {
         .metrics
         .map(|a| a.to_string())
         .unwrap_or_default();
-    println!(
-        "{}",
-        demo_text(
-            &proxy,
-            &metrics,
-            &standin_addr.to_string(),
-            &settings.api_prefix
-        )
+    let text = demo_text(
+        &proxy,
+        &metrics,
+        &standin_addr.to_string(),
+        &settings.api_prefix,
     );
+    let _ = print_quietly(&format!("{text}\n"));
     start(settings, source)
 }
 

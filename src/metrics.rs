@@ -40,8 +40,10 @@ pub struct Metrics {
     /// 1 when the config on disk changed settings that only a restart applies.
     pub restart_required: IntGauge,
     pub in_flight: IntGauge,
-    /// Caller resolution: `result` hit, miss.
+    /// Caller resolution: `result` hit, miss, shared (joined a look-up already in flight).
     pub caller_cache: IntCounterVec,
+    /// Client connections the proxy closed: `reason` keepalive_timeout, header_timeout.
+    pub connections_closed: IntCounterVec,
 }
 
 // Metric definitions are constants of this file; a failure here is a programming error.
@@ -143,6 +145,12 @@ impl Metrics {
                 "migproxy_caller_cache_total",
                 "Caller resolutions answered from the per-replica cache (hit) or by Onezone (miss).",
                 &["result"],
+            ),
+            connections_closed: counter(
+                &r,
+                "migproxy_connections_closed_total",
+                "Client connections the proxy closed: idle past limits.keepalive_timeout, or a request head not complete within limits.header_timeout.",
+                &["reason"],
             ),
             registry: r,
         }

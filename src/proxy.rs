@@ -32,6 +32,7 @@ use crate::forwarding::{
 };
 use crate::hardening::check_head;
 use crate::legacy::{Answer, Credential, Legacy, LegacyRequest};
+use crate::lifecycle::Lifecycle;
 use crate::metrics::{self, metrics};
 use crate::migration::{self, Action, Live, Rejection};
 use crate::onezone::client::CallError;
@@ -44,9 +45,12 @@ const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 pub struct MigrationProxy {
     settings: Arc<Settings>,
     peer: HttpPeer,
+    /// The peer for upgrade requests (WebSocket): its reads wait `limits.tunnel_idle_timeout`.
+    tunnel_peer: HttpPeer,
     matcher: Matcher,
     legacy: Arc<Legacy>,
     live: Arc<Live>,
+    life: Arc<Lifecycle>,
 }
 
 /// The record of one request, filled in as it goes through the phases.
@@ -65,6 +69,12 @@ pub struct Ctx {
     /// The status Onezone answered a passed-through call with.
     upstream_status: Option<u16>,
     in_flight: bool,
+    /// When the connection was upgraded (101): it is a tunnel from then on.
+    tunnel: Option<Instant>,
+    /// Why the tunnel ended, when it did not end by a side closing it.
+    tunnel_end: Option<&'static str>,
+    /// The client went away before its answer was written (logged as nginx's 499).
+    client_closed: bool,
 }
 
 impl MigrationProxy {
@@ -73,15 +83,30 @@ impl MigrationProxy {
         peer: HttpPeer,
         legacy: Arc<Legacy>,
         live: Arc<Live>,
+        life: Arc<Lifecycle>,
     ) -> Self {
         let matcher = Matcher::new(&settings.api_prefix);
+        let mut tunnel_peer = peer.clone();
+        // Pingora gives an upgraded connection's upstream side the peer's read timeout; an
+        // upgrade request therefore also waits this long for its 101.
+        tunnel_peer.options.read_timeout = settings.tunnel_idle_timeout;
         MigrationProxy {
             settings,
             peer,
+            tunnel_peer,
             matcher,
             legacy,
             live,
+            life,
         }
+    }
+
+    /// Writes an answer the proxy makes itself; during a drain it says `Connection: close`.
+    async fn write(&self, session: &mut Session, answer: &Answer, ctx: &Ctx) -> Result<()> {
+        if self.life.is_draining() {
+            session.set_keepalive(None);
+        }
+        write_answer(session, answer, ctx.deprecation.as_ref()).await
     }
 
     /// The public Onezone URL: configured, or the scheme and `Host` this request came with.
@@ -145,7 +170,7 @@ impl MigrationProxy {
                     rejection_text(why),
                     successor.as_deref(),
                 ));
-                write_answer(session, &answer, ctx.deprecation.as_ref()).await?;
+                self.write(session, &answer, ctx).await?;
                 Ok(true)
             }
         }
@@ -198,21 +223,48 @@ impl MigrationProxy {
                     body,
                 };
                 let deadline = self.settings.upstream.total_timeout;
-                tokio::time::timeout(deadline, self.legacy.handle(req))
-                    .await
-                    .unwrap_or_else(|_| {
-                        // The call in flight was dropped, so the client did not count it.
-                        metrics()
-                            .upstream_failures
-                            .with_label_values(&["timeout"])
-                            .inc();
-                        Answer::call_failed(CallError::Timeout)
-                    })
+                let handled = tokio::time::timeout(deadline, self.legacy.handle(req));
+                tokio::pin!(handled);
+                // A client that hangs up is noticed while Onezone works; the work is finished
+                // all the same (cancelling it could leave a token half made), then undone.
+                let handled = tokio::select! {
+                    h = &mut handled => h,
+                    () = client_gone(session) => {
+                        ctx.client_closed = true;
+                        handled.await
+                    }
+                };
+                handled.unwrap_or_else(|_| {
+                    // The call in flight was dropped, so the client did not count it.
+                    metrics()
+                        .upstream_failures
+                        .with_label_values(&[CallError::Timeout.reason()])
+                        .inc();
+                    Answer::call_failed(CallError::Timeout)
+                })
             }
         };
         ctx.subject = answer.subject.clone();
         ctx.failure = answer.failure;
-        write_answer(session, &answer, ctx.deprecation.as_ref()).await?;
+        let written = match ctx.client_closed {
+            true => Err(Error::explain(
+                ErrorType::ConnectionClosed,
+                "the client closed the connection before its answer",
+            )),
+            false => self.write(session, &answer, ctx).await,
+        };
+        if let Err(e) = written {
+            ctx.client_closed = true;
+            if let Some(created) = answer.created {
+                tracing::info!(
+                    token_id = %created.id,
+                    "the client left before its token was written; deleting the token"
+                );
+                let legacy = self.legacy.clone();
+                tokio::spawn(async move { legacy.delete_undelivered(created).await });
+            }
+            return Err(e);
+        }
         if answer.status == 413 {
             // Lingering close: read and discard the rest for a moment, so the client is not
             // reset while still sending and can read the 413 (nothing is kept).
@@ -237,7 +289,16 @@ impl ProxyHttp for MigrationProxy {
             annotate_only: false,
             upstream_status: None,
             in_flight: false,
+            tunnel: None,
+            tunnel_end: None,
+            client_closed: false,
         }
+    }
+
+    async fn early_request_filter(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<()> {
+        // The head is complete: the connection loop's head deadline no longer applies.
+        crate::connection::head_read();
+        Ok(())
     }
 
     /// `Ok(true)`: a deprecated operation answered here (rewritten or rejected).
@@ -252,7 +313,8 @@ impl ProxyHttp for MigrationProxy {
         if let Some(Err(refusal)) = raw_head.map(|raw| check_head(&raw, &self.settings.limits)) {
             session.set_keepalive(None);
             ctx.failure = None;
-            write_answer(session, &Answer::error(refusal.error()), None).await?;
+            self.write(session, &Answer::error(refusal.error()), ctx)
+                .await?;
             return Ok(true);
         }
         session.set_read_timeout(Some(self.settings.client_timeout));
@@ -265,8 +327,12 @@ impl ProxyHttp for MigrationProxy {
         Box::pin(self.migrate(session, m, ctx)).await
     }
 
-    async fn upstream_peer(&self, _session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
-        Ok(Box::new(self.peer.clone()))
+    async fn upstream_peer(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
+        let peer = match session.is_upgrade_req() {
+            true => &self.tunnel_peer,
+            false => &self.peer,
+        };
+        Ok(Box::new(peer.clone()))
     }
 
     async fn upstream_request_filter(
@@ -291,11 +357,19 @@ impl ProxyHttp for MigrationProxy {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         resp: &mut ResponseHeader,
         ctx: &mut Ctx,
     ) -> Result<()> {
         ctx.upstream_status = Some(resp.status.as_u16());
+        if resp.status == http::StatusCode::SWITCHING_PROTOCOLS {
+            // A tunnel now: the client side's reads wait the tunnel's idle limit, not the
+            // request body's.
+            ctx.tunnel = Some(Instant::now());
+            session.set_read_timeout(self.settings.tunnel_idle_timeout);
+        } else if self.life.is_draining() {
+            session.set_keepalive(None);
+        }
         if let Some(h) = &ctx.deprecation {
             add_deprecation_headers(resp, h)?;
         }
@@ -303,23 +377,34 @@ impl ProxyHttp for MigrationProxy {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Ctx) -> FailToProxy {
+        if ctx.tunnel.is_some() {
+            // A tunnel ends by a read timing out or a side going away: nothing to answer.
+            ctx.tunnel_end = Some(match e.etype() {
+                ErrorType::ReadTimedout | ErrorType::WriteTimedout => "idle_timeout",
+                _ => "error",
+            });
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        }
         let upstream = e.esource() == &ErrorSource::Upstream;
-        let (code, error) = match e.etype() {
-            ErrorType::HTTPStatus(code) => (*code, None),
-            _ if upstream && failure_reason(e.etype()) == "timeout" => {
-                (504, Some(OnezoneError::gateway_timeout()))
+        let failure = upstream.then(|| CallError::from_pingora(e));
+        let (code, error) = match (e.etype(), failure) {
+            (ErrorType::HTTPStatus(code), _) => (*code, None),
+            (_, Some(f)) => (f.status(), Some(OnezoneError::upstream_failed(f))),
+            (ErrorType::ReadTimedout, None) => (408, Some(OnezoneError::request_timeout())),
+            (ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed, None) => {
+                (0, None)
             }
-            _ if upstream => (502, Some(OnezoneError::bad_gateway(e.etype().as_str()))),
-            ErrorType::ReadTimedout => (408, Some(OnezoneError::request_timeout())),
-            ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed => (0, None),
             _ if e.esource() == &ErrorSource::Downstream => (400, None),
             _ => (500, Some(OnezoneError::internal())),
         };
-        if upstream {
-            ctx.failure = Some(failure_reason(e.etype()));
+        if let Some(f) = failure {
+            ctx.failure = Some(f.reason());
         }
-        // Nothing can be said once the upstream's answer has started.
-        if code > 0 && session.response_written().is_none() {
+        // Nothing can be said once the answer has started, or to a client that has gone.
+        if code > 0 && session.response_written().is_none() && !ctx.client_closed {
             // The connection is not reused: say so, or a client may send the next request on it.
             session.set_keepalive(None);
             let err = error.unwrap_or_else(|| OnezoneError {
@@ -340,6 +425,16 @@ impl ProxyHttp for MigrationProxy {
         }
     }
 
+    /// Pingora writes an error line for every failed request besides our access line: keep the
+    /// first ones of each window and count the rest (logs.rs). A tunnel's end and a client that
+    /// left are not errors; their access lines say what happened.
+    fn suppress_error_log(&self, _session: &Session, ctx: &Ctx, _e: &Error) -> bool {
+        if ctx.tunnel.is_some() || ctx.client_closed {
+            return true;
+        }
+        !crate::logs::error_lines().allow(Instant::now())
+    }
+
     /// What Pingora's own error lines say about a request: method and route, never the path
     /// (`/user/client_tokens/{tid}` carries a serialized token) or any header.
     fn request_summary(&self, session: &Session, ctx: &Ctx) -> String {
@@ -356,7 +451,10 @@ impl ProxyHttp for MigrationProxy {
         if ctx.in_flight {
             m.in_flight.dec();
         }
-        let status = session.response_written().map_or(0, |r| r.status.as_u16());
+        let status = match ctx.client_closed {
+            true => 499,
+            false => session.response_written().map_or(0, |r| r.status.as_u16()),
+        };
         let elapsed = ctx.start.elapsed().as_secs_f64();
         let req = session.req_header();
         let header = |name: &http::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
@@ -367,7 +465,14 @@ impl ProxyHttp for MigrationProxy {
             Some(a) => a.label(),
             None => "",
         };
-        let failure = ctx.failure.or_else(|| e.map(|e| failure_reason(e.etype())));
+        let failure = ctx.failure.or_else(|| match e {
+            _ if ctx.tunnel.is_some() || ctx.client_closed => None,
+            Some(e) if e.esource() == &ErrorSource::Upstream => {
+                Some(CallError::from_pingora(e).reason())
+            }
+            Some(_) => Some("client"),
+            None => None,
+        });
         if let Some(reason) = ctx
             .failure
             .filter(|_| ctx.operation.is_none() || mode != "rewrite")
@@ -381,6 +486,7 @@ impl ProxyHttp for MigrationProxy {
         let class = metrics::status_class(status);
         if ctx.operation.is_some() {
             let outcome = match (ctx.action, ctx.failure, status) {
+                _ if ctx.client_closed => "client_closed",
                 (Some(Action::Reject(_)), _, _) => "rejected",
                 (_, Some(_), _) => "upstream_failure",
                 (_, _, 500..) | (_, _, 0) => "server_error",
@@ -400,6 +506,17 @@ impl ProxyHttp for MigrationProxy {
                 .with_label_values(&[method, class])
                 .inc();
         }
+        if let Some(opened) = ctx.tunnel {
+            tracing::info!(
+                target: "access",
+                route,
+                duration_s = opened.elapsed().as_secs_f64(),
+                bytes_to_client = session.body_bytes_sent(),
+                bytes_from_client = session.upstream_body_bytes_sent().unwrap_or(0),
+                end = ctx.tunnel_end.unwrap_or("closed"),
+                "tunnel closed"
+            );
+        }
         // The path is not logged: legacy paths carry serialized tokens (client_tokens/{tid}).
         tracing::info!(
             target: "access",
@@ -414,33 +531,6 @@ impl ProxyHttp for MigrationProxy {
             subject = ctx.subject.as_deref().unwrap_or(""),
             error = failure.unwrap_or(""),
         );
-    }
-}
-
-/// A bounded failure label for a Pingora error (`migproxy_upstream_failures_total{reason}`).
-fn failure_reason(etype: &ErrorType) -> &'static str {
-    match etype {
-        ErrorType::ConnectTimedout | ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
-            "timeout"
-        }
-        ErrorType::ConnectRefused
-        | ErrorType::ConnectNoRoute
-        | ErrorType::ConnectError
-        | ErrorType::BindError
-        | ErrorType::SocketError
-        | ErrorType::ConnectProxyFailure => "connect",
-        ErrorType::TLSHandshakeFailure
-        | ErrorType::TLSHandshakeTimedout
-        | ErrorType::InvalidCert
-        | ErrorType::HandshakeError => "tls",
-        ErrorType::ConnectionClosed
-        | ErrorType::ReadError
-        | ErrorType::WriteError
-        | ErrorType::H1Error
-        | ErrorType::H2Error
-        | ErrorType::InvalidH2 => "reset",
-        ErrorType::InvalidHTTPHeader | ErrorType::H2Downgrade => "bad_body",
-        _ => "other",
     }
 }
 
@@ -460,6 +550,19 @@ fn client_ip(session: &Session) -> Option<IpAddr> {
 
 fn is_tls(session: &Session) -> bool {
     session.digest().is_some_and(|d| d.ssl_digest.is_some())
+}
+
+/// Resolves when the client closes its connection while it waits for the answer; never
+/// otherwise. (Bytes that arrive instead are a pipelined request, which cannot be kept, so
+/// the connection is not reused.)
+async fn client_gone(session: &mut Session) {
+    match session.as_downstream_mut().read_body_or_idle(true).await {
+        Err(e) if e.etype() == &ErrorType::ConnectionClosed => {}
+        _ => {
+            session.set_keepalive(None);
+            std::future::pending().await
+        }
+    }
 }
 
 /// Reads the whole request body, or `None` as soon as it is over `limit` bytes.

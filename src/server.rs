@@ -1,6 +1,7 @@
 //! Builds and runs the Pingora server: the proxy service on its listeners and the admin
 //! (health) service on the metrics listener.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use pingora::listeners::tls::TlsSettings;
@@ -11,7 +12,9 @@ use pingora::services::listening::Service;
 
 use crate::admin::Admin;
 use crate::config::{FileConfig, Overrides, Settings};
+use crate::connection::{ConnectionLimits, Connections};
 use crate::legacy::{CallerCache, Legacy};
+use crate::lifecycle::{Drain, Lifecycle, Signals};
 use crate::migration::Live;
 use crate::onezone::client::OnezoneClient;
 use crate::proxy::MigrationProxy;
@@ -33,8 +36,26 @@ pub enum StartError {
         host: String,
         source: std::io::Error,
     },
-    #[error("listen.tls[{index}]: {reason}")]
-    Tls { index: usize, reason: String },
+    #[error("listen.tls[{index}].{file}: {reason}")]
+    Tls {
+        index: usize,
+        file: &'static str,
+        reason: String,
+    },
+    #[error("{key}: cannot listen on {address}: {source}")]
+    Bind {
+        key: String,
+        address: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A server ready to run, with what its run needs besides Pingora.
+pub struct Ready {
+    server: Server,
+    life: Arc<Lifecycle>,
+    drain: Drain,
+    listeners: Vec<SocketAddr>,
 }
 
 fn server_conf(settings: &Settings) -> ServerConf {
@@ -42,6 +63,8 @@ fn server_conf(settings: &Settings) -> ServerConf {
     ServerConf {
         threads: settings.threads,
         work_stealing: settings.work_stealing,
+        // Pingora sleeps this long after the listeners close; the drain (lifecycle.rs) ends the
+        // process earlier as soon as nothing is in flight.
         grace_period_seconds: Some(secs(settings.grace_period)),
         graceful_shutdown_timeout_seconds: Some(secs(settings.shutdown_timeout)),
         ca_file: settings
@@ -53,9 +76,65 @@ fn server_conf(settings: &Settings) -> ServerConf {
     }
 }
 
+/// What would make Pingora's listener setup panic, found first so that it can be said in one
+/// line: TLS files that do not parse or do not match, and addresses already in use.
+fn preflight(settings: &Settings) -> Result<(), StartError> {
+    for (index, t) in settings.listen.tls.iter().enumerate() {
+        crate::tls::check_cert_and_key(&t.cert, &t.key).map_err(|(file, reason)| {
+            StartError::Tls {
+                index,
+                file,
+                reason,
+            }
+        })?;
+    }
+    let http = settings.listen.http.iter().enumerate();
+    let addresses = http
+        .map(|(i, a)| (format!("listen.http[{i}]"), *a))
+        .chain(
+            settings
+                .listen
+                .tls
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (format!("listen.tls[{i}].address"), t.address)),
+        )
+        .chain(
+            settings
+                .listen
+                .metrics
+                .map(|a| ("listen.metrics".to_string(), a)),
+        );
+    for (key, address) in addresses {
+        // Bound and released at once; Pingora binds it again a moment later.
+        std::net::TcpListener::bind(address).map_err(|source| StartError::Bind {
+            key,
+            address,
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+/// Raises the open-files soft limit to the hard limit: every client and upstream connection
+/// is a file, and a low soft limit (often 1024) makes new clients time out under load.
+fn raise_open_files_limit() {
+    match rlimit::Resource::NOFILE.get() {
+        Ok((soft, hard)) if soft < hard => match rlimit::increase_nofile_limit(hard) {
+            Ok(now) => tracing::info!(was = soft, now, hard, "open files limit raised"),
+            Err(e) => tracing::warn!(soft, hard, error = %e, "cannot raise the open files limit"),
+        },
+        Ok((soft, hard)) => tracing::info!(soft, hard, "open files limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot read the open files limit"),
+    }
+}
+
 /// Builds a ready-to-run server from validated settings.
-pub fn build(settings: Settings, source: ConfigSource) -> Result<Server, StartError> {
+pub fn build(settings: Settings, source: ConfigSource) -> Result<Ready, StartError> {
+    preflight(&settings)?;
+    raise_open_files_limit();
     let live = Arc::new(Live::new(settings.policies.clone()));
+    let life = Arc::new(Lifecycle::default());
     let settings = Arc::new(settings);
     let addr = settings
         .upstream
@@ -73,24 +152,35 @@ pub fn build(settings: Settings, source: ConfigSource) -> Result<Server, StartEr
     let host = crate::upstream::host_override(&settings.upstream)
         .unwrap_or(&settings.upstream.authority)
         .to_string();
-    let up = &settings.upstream;
     let client = OnezoneClient::new(
         &conf,
         peer.clone(),
         &settings.api_prefix,
         host,
-        up.max_body_bytes,
-        up.idle_timeout,
+        &settings.upstream,
     );
     let legacy = Arc::new(Legacy::new(
         client,
         CallerCache::new(settings.caller_cache_ttl, settings.caller_cache_size),
     ));
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+    let http_proxy = pingora::proxy::http_proxy(
         &conf,
-        MigrationProxy::new(settings.clone(), peer, legacy.clone(), live.clone()),
-        "onezone-migration-proxy",
+        MigrationProxy::new(
+            settings.clone(),
+            peer,
+            legacy.clone(),
+            live.clone(),
+            life.clone(),
+        ),
+    );
+    let limits = ConnectionLimits {
+        keepalive_timeout: settings.keepalive_timeout,
+        header_timeout: settings.header_timeout,
+    };
+    let mut proxy = Service::new(
+        "onezone-migration-proxy".to_string(),
+        Connections::new(http_proxy, life.clone(), limits),
     );
     for a in &settings.listen.http {
         // Pingora's default 64 KiB read buffer per connection is most of an idle keep-alive
@@ -103,6 +193,7 @@ pub fn build(settings: Settings, source: ConfigSource) -> Result<Server, StartEr
         let mut tls = TlsSettings::intermediate(&path(&t.cert), &path(&t.key)).map_err(|e| {
             StartError::Tls {
                 index,
+                file: "cert",
                 reason: e.to_string(),
             }
         })?;
@@ -119,14 +210,37 @@ pub fn build(settings: Settings, source: ConfigSource) -> Result<Server, StartEr
     ));
 
     if let Some(metrics) = settings.listen.metrics {
-        let mut admin = Service::new("admin".to_string(), Admin::new(legacy));
+        let mut admin = Service::new("admin".to_string(), Admin::new(legacy, life.clone()));
         admin.add_tcp(&metrics.to_string());
         server.add_service(admin);
     }
-    Ok(server)
+    let listeners = settings
+        .listen
+        .http
+        .iter()
+        .copied()
+        .chain(settings.listen.tls.iter().map(|t| t.address))
+        .collect();
+    Ok(Ready {
+        server,
+        life,
+        drain: Drain {
+            delay: settings.drain_delay,
+            grace: settings.grace_period,
+        },
+        listeners,
+    })
 }
 
-/// Runs until SIGTERM (graceful), SIGINT (fast) or SIGQUIT (hand-over to a new process).
-pub fn run(server: Server) {
-    server.run(RunArgs::default());
+/// Runs until SIGTERM (drain, lifecycle.rs), SIGINT (fast) or SIGQUIT (hand-over to a new
+/// process).
+pub fn run(ready: Ready) {
+    crate::lifecycle::watch_start(ready.life.clone(), ready.listeners);
+    let signals = Signals {
+        life: ready.life,
+        drain: ready.drain,
+    };
+    ready.server.run(RunArgs {
+        shutdown_signal: Box::new(signals),
+    });
 }

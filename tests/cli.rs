@@ -40,6 +40,55 @@ fn check_config_names_the_file_the_key_and_the_reason() {
             "invalid type",
         ),
         ("[upstream\n", "(top level)", "invalid table header"),
+        ("upstream = 3\n", "upstream", "expected a table"),
+        (
+            "[log]\nlevel = \"inof\"\n",
+            "log.level",
+            "\"inof\" is not a level",
+        ),
+        (
+            &format!(
+                "[upstream]\nca_file = \"{}\"\n",
+                common::fixture("test-key.pem").display()
+            ),
+            "upstream.ca_file",
+            "test-key.pem",
+        ),
+        (
+            &format!(
+                "[upstream]\nca_file = \"{}\"\n",
+                common::fixture("README.md").display()
+            ),
+            "upstream.ca_file",
+            "holds no PEM certificate",
+        ),
+        (
+            &format!(
+                "[[listen.tls]]\naddress = \"127.0.0.1:8443\"\ncert = \"{}\"\nkey = \"{}\"\n",
+                common::fixture("test-cert.pem").display(),
+                common::fixture("other-key.pem").display()
+            ),
+            "listen.tls[0].key",
+            "is not the private key of the certificate",
+        ),
+        (
+            &format!(
+                "[[listen.tls]]\naddress = \"127.0.0.1:8443\"\ncert = \"{}\"\nkey = \"{}\"\n",
+                common::fixture("README.md").display(),
+                common::fixture("test-key.pem").display()
+            ),
+            "listen.tls[0].cert",
+            "holds no PEM certificate",
+        ),
+        (
+            &format!(
+                "[[listen.tls]]\naddress = \"127.0.0.1:8443\"\ncert = \"{}\"\nkey = \"{}\"\n",
+                common::fixture("").display(),
+                common::fixture("test-key.pem").display()
+            ),
+            "listen.tls[0].cert",
+            "is not a file",
+        ),
     ];
     for (i, (text, key, reason)) in cases.iter().enumerate() {
         let path = dir.join(format!("bad{i}.toml"));
@@ -110,6 +159,24 @@ fn version_help_and_routes() {
     }
     let (code, out, _) = run(&["routes"]);
     assert_eq!(code, 0);
+    // A reader that goes away early (`routes | head -3`) ends the command quietly.
+    let piped = Command::new("sh")
+        .arg("-c")
+        // The reader has exited before the command writes: every write meets a closed pipe.
+        .arg(format!(
+            "(sleep 0.3; {BIN} routes) | true; (sleep 0.3; {BIN} check-config \"$0\") | true"
+        ))
+        .arg(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("config/onezone-migration-proxy.toml"),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&piped.stderr);
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
     assert!(
         out.contains("/groups/{id}/users/token") && out.contains("userJoinGroup"),
         "{out}"

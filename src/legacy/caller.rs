@@ -6,7 +6,7 @@
 //! The cache only picks the endpoint and names; Onezone still authenticates every call.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::HeaderMap;
@@ -109,11 +109,16 @@ pub struct Caller {
     pub subject: Subject,
 }
 
-/// A small TTL cache of resolved subjects, bounded in size.
+/// The outcome of one look-up, shared by every caller that waited for it.
+type Lookup = Arc<tokio::sync::OnceCell<Result<Subject, CallError>>>;
+
+/// A small TTL cache of resolved subjects, bounded in size, with the look-ups in flight: a
+/// credential is resolved once while its resolution is under way (single flight).
 pub struct CallerCache {
     ttl: Duration,
     capacity: usize,
     entries: Mutex<HashMap<[u8; 32], (Subject, Instant)>>,
+    in_flight: Mutex<HashMap<[u8; 32], Lookup>>,
 }
 
 impl CallerCache {
@@ -122,6 +127,20 @@ impl CallerCache {
             ttl,
             capacity,
             entries: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The look-up for `key` in flight, or a new one.
+    fn lookup(&self, key: &[u8; 32]) -> Lookup {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        in_flight.entry(*key).or_default().clone()
+    }
+
+    fn finish_lookup(&self, key: &[u8; 32], lookup: &Lookup) {
+        let mut in_flight = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        if in_flight.get(key).is_some_and(|l| Arc::ptr_eq(l, lookup)) {
+            in_flight.remove(key);
         }
     }
 
@@ -179,8 +198,30 @@ impl Legacy {
             caller.subject = subject;
             return Ok(caller);
         }
-        cache.with_label_values(&["miss"]).inc();
-        let subject = match &caller.credential {
+        let lookup = self.callers.lookup(&key);
+        let mut asked = false;
+        let outcome = lookup
+            .get_or_init(|| {
+                asked = true;
+                self.ask_subject(&caller)
+            })
+            .await
+            .clone();
+        self.callers.finish_lookup(&key, &lookup);
+        cache
+            .with_label_values(&[if asked { "miss" } else { "shared" }])
+            .inc();
+        let subject = outcome?;
+        if asked && subject != Subject::Unknown {
+            self.callers.put(key, subject.clone(), Instant::now());
+        }
+        caller.subject = subject;
+        Ok(caller)
+    }
+
+    /// Asks Onezone who the credential belongs to.
+    async fn ask_subject(&self, caller: &Caller) -> Result<Subject, CallError> {
+        Ok(match &caller.credential {
             Credential::Token(token) => {
                 let call = Call::post("examine", "/tokens/examine", json!({ "token": token }));
                 let reply = self.client.call(&call, &caller.forwarded).await?;
@@ -201,12 +242,7 @@ impl Legacy {
                 }
             }
             Credential::None => Subject::Unknown,
-        };
-        if subject != Subject::Unknown {
-            self.callers.put(key, subject.clone(), Instant::now());
-        }
-        caller.subject = subject;
-        Ok(caller)
+        })
     }
 
     /// The calling user's own id; when it is not a user Onezone's `GET /user` answer says why.

@@ -81,7 +81,16 @@ pub(super) async fn create_named(
             )
             .await?;
         match created(&reply)? {
-            Created::Token(t) => return Ok(Answer::token(t)),
+            Created::Token(t) => {
+                let mut answer = Answer::token(t);
+                answer.created = reply.body["tokenId"]
+                    .as_str()
+                    .map(|id| super::CreatedToken {
+                        id: id.to_string(),
+                        forwarded: caller.forwarded.clone(),
+                    });
+                return Ok(answer);
+            }
             Created::Failed(a) => return Ok(a),
             Created::NameTaken => last = Some(reply),
         }

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 
 pub use caller::{Caller, CallerCache, Credential, Subject};
 
-use crate::onezone::client::{CallError, Forwarded, OnezoneClient, Reply};
+use crate::onezone::client::{Call, CallError, Forwarded, OnezoneClient, Reply};
 use crate::onezone::error::OnezoneError;
 use crate::routes::{Handler, Route};
 
@@ -50,6 +50,30 @@ pub struct Answer {
     pub subject: Option<String>,
     /// Why a call to Onezone failed, when that is what this answer reports.
     pub failure: Option<&'static str>,
+    /// The token this answer hands out, so that it can be deleted if the answer never arrives.
+    pub created: Option<CreatedToken>,
+}
+
+/// A named token created for a legacy answer: its id, and the caller's headers to delete it with.
+#[derive(Clone)]
+pub struct CreatedToken {
+    pub id: String,
+    pub forwarded: Forwarded,
+}
+
+impl PartialEq for CreatedToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+// The forwarded headers hold the caller's credential: never print them.
+impl std::fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Answer {
@@ -59,6 +83,7 @@ impl Answer {
             body: Some(body),
             subject: None,
             failure: None,
+            created: None,
         }
     }
 
@@ -68,6 +93,7 @@ impl Answer {
             body: None,
             subject: None,
             failure: None,
+            created: None,
         }
     }
 
@@ -77,18 +103,15 @@ impl Answer {
             body: Some(e.to_json()),
             subject: None,
             failure: None,
+            created: None,
         }
     }
 
     /// A call to Onezone failed: 504 for a timeout, 502 otherwise.
     pub fn call_failed(e: CallError) -> Answer {
-        let err = match e {
-            CallError::Timeout => OnezoneError::gateway_timeout(),
-            other => OnezoneError::bad_gateway(&other.to_string()),
-        };
         Answer {
             failure: Some(e.reason()),
-            ..Answer::error(err)
+            ..Answer::error(OnezoneError::upstream_failed(e))
         }
     }
 
@@ -116,6 +139,7 @@ pub fn legacy_error(reply: &Reply) -> Answer {
             body: Some(reply.body.clone()),
             subject: None,
             failure: None,
+            created: None,
         },
         // Not Onezone's error shape (e.g. a load balancer's page): keep the status, give the shape.
         None => Answer::error(generic_error(reply.status)),
@@ -156,6 +180,27 @@ pub struct Legacy {
 impl Legacy {
     pub fn new(client: OnezoneClient, callers: CallerCache) -> Legacy {
         Legacy { client, callers }
+    }
+
+    /// Deletes a token whose answer could not be delivered, so that no invite is left that
+    /// nobody can use (best effort: the outcome is logged).
+    pub async fn delete_undelivered(&self, created: CreatedToken) {
+        let call = Call::delete("delete_named", format!("/tokens/named/{}", created.id));
+        match self.client.call(&call, &created.forwarded).await {
+            Ok(r) if r.is_success() => {
+                tracing::info!(token_id = %created.id, "undelivered token deleted")
+            }
+            Ok(r) => tracing::warn!(
+                token_id = %created.id,
+                status = r.status,
+                "cannot delete the undelivered token"
+            ),
+            Err(e) => tracing::warn!(
+                token_id = %created.id,
+                error = e.reason(),
+                "cannot delete the undelivered token"
+            ),
+        }
     }
 
     /// Serves one legacy call.

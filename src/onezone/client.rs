@@ -14,34 +14,84 @@ use pingora::http::RequestHeader;
 use pingora::server::configuration::ServerConf;
 use pingora::upstreams::peer::HttpPeer;
 use serde_json::Value;
+use tokio::sync::Semaphore;
 
 use super::error::error_id;
+use crate::config::Upstream;
 
 /// What went wrong talking to Onezone (not an error answer from it: those are [`Reply`]s).
+///
+/// One classification for every path: a pass-through request and a tokens-API call that meet
+/// the same fault get the same label, status and message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
     #[error("cannot connect to Onezone")]
     Connect,
+    #[error("the TLS handshake with Onezone failed")]
+    Tls,
     #[error("Onezone did not answer in time")]
     Timeout,
     #[error("the connection to Onezone failed")]
     Io,
     #[error("Onezone's answer is larger than the proxy's limit")]
     TooLarge,
-    #[error("Onezone's answer is not valid JSON")]
+    #[error("Onezone's answer could not be read")]
     BadBody,
+    #[error("the call to Onezone failed")]
+    Other,
 }
 
 impl CallError {
-    /// A short label for logs and metrics.
+    /// The `reason` label of `migproxy_upstream_failures_total` and the access log's `error`.
     pub fn reason(&self) -> &'static str {
         match self {
             CallError::Connect => "connect",
+            CallError::Tls => "tls",
             CallError::Timeout => "timeout",
             CallError::Io => "reset",
             CallError::TooLarge => "too_large",
             CallError::BadBody => "bad_body",
+            CallError::Other => "other",
         }
+    }
+
+    /// The status the proxy answers with: 504 for a timeout, 502 otherwise.
+    pub fn status(&self) -> u16 {
+        match self {
+            CallError::Timeout => 504,
+            _ => 502,
+        }
+    }
+
+    /// Classifies a Pingora error on the upstream side.
+    pub fn from_pingora(e: &pingora::Error) -> CallError {
+        use pingora::ErrorType::*;
+        match e.etype() {
+            ConnectTimedout | ReadTimedout | WriteTimedout | TLSHandshakeTimedout => {
+                CallError::Timeout
+            }
+            TLSHandshakeFailure | InvalidCert | HandshakeError | TLSWantX509Lookup => {
+                CallError::Tls
+            }
+            ConnectRefused | ConnectNoRoute | ConnectError | BindError | SocketError
+            | ConnectProxyFailure => CallError::Connect,
+            ConnectionClosed | ReadError | WriteError | H1Error | H2Error | InvalidH2 => {
+                CallError::Io
+            }
+            InvalidHTTPHeader | H2Downgrade => CallError::BadBody,
+            _ => CallError::Other,
+        }
+        .with_hint(e)
+    }
+
+    /// A TLS failure whose cause has a known fix gets a warning that says what to do.
+    fn with_hint(self, e: &pingora::Error) -> CallError {
+        if self == CallError::Tls {
+            if let Some(hint) = crate::tls::upstream_hint(&e.to_string()) {
+                crate::logs::warn_rarely("upstream_tls_hint", hint);
+            }
+        }
+        self
     }
 }
 
@@ -117,6 +167,10 @@ pub struct OnezoneClient {
     max_body: usize,
     idle_timeout: Duration,
     read_timeout: Duration,
+    /// One permit per upstream connection these calls may use at once (`upstream.max_connections`).
+    /// A call waits for a permit (within the legacy call's deadline) rather than open one more
+    /// connection: a burst of legacy calls must not overrun Onezone's listen backlog.
+    connections: Semaphore,
 }
 
 impl OnezoneClient {
@@ -125,18 +179,20 @@ impl OnezoneClient {
         peer: HttpPeer,
         prefix: &str,
         host: String,
-        max_body: usize,
-        idle_timeout: Duration,
+        up: &Upstream,
     ) -> Self {
-        let read_timeout = peer.options.read_timeout.unwrap_or(Duration::from_secs(60));
+        let mut options = ConnectorOptions::from_server_conf(conf);
+        // Pooled idle connections: as many as may be open.
+        options.keepalive_pool_size = up.max_connections;
         OnezoneClient {
-            connector: Connector::new(Some(ConnectorOptions::from_server_conf(conf))),
+            connector: Connector::new(Some(options)),
             peer,
             prefix: prefix.to_string(),
             host,
-            max_body,
-            idle_timeout,
-            read_timeout,
+            max_body: up.max_body_bytes,
+            idle_timeout: up.idle_timeout,
+            read_timeout: up.read_timeout,
+            connections: Semaphore::new(up.max_connections),
         }
     }
 
@@ -146,6 +202,10 @@ impl OnezoneClient {
     /// request (so it cannot have been processed); token creation is never retried otherwise.
     pub async fn call(&self, call: &Call, client: &Forwarded) -> Result<Reply, CallError> {
         let started = std::time::Instant::now();
+        // The semaphore is never closed, so acquiring cannot fail.
+        let Ok(_connection) = self.connections.acquire().await else {
+            return Err(CallError::Other);
+        };
         let result = self.call_once_or_twice(call, client).await;
         let m = crate::metrics::metrics();
         m.upstream_call_duration
@@ -300,12 +360,10 @@ impl From<Box<pingora::Error>> for Failure {
 }
 
 fn classify(e: &pingora::Error, connecting: bool) -> CallError {
-    use pingora::ErrorType::*;
-    match e.etype() {
-        ConnectTimedout | ReadTimedout | WriteTimedout => CallError::Timeout,
-        _ if connecting => CallError::Connect,
-        ConnectRefused | ConnectNoRoute | ConnectError | TLSHandshakeFailure => CallError::Connect,
-        _ => CallError::Io,
+    match CallError::from_pingora(e) {
+        // Whatever else breaks while connecting, nothing was sent.
+        CallError::Io | CallError::BadBody | CallError::Other if connecting => CallError::Connect,
+        other => other,
     }
 }
 

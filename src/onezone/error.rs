@@ -78,6 +78,14 @@ impl OnezoneError {
         )
     }
 
+    /// The answer for a failed call to Onezone, on every path: 504 for a timeout, else 502.
+    pub fn upstream_failed(e: super::client::CallError) -> Self {
+        match e.status() {
+            504 => Self::gateway_timeout(),
+            _ => Self::bad_gateway(&e.to_string()),
+        }
+    }
+
     /// 504: Onezone did not answer in time.
     pub fn gateway_timeout() -> Self {
         Self::new(504, "gatewayTimeout", "Onezone did not answer in time.")

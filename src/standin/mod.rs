@@ -79,6 +79,8 @@ pub struct StandIn {
 struct Shared {
     world: Mutex<World>,
     requests: Mutex<Vec<Recorded>>,
+    /// How long every answer is held back (a slow Onezone), set by tests.
+    delay: Mutex<Duration>,
 }
 
 impl Shared {
@@ -98,11 +100,22 @@ impl StandIn {
     }
 
     pub async fn start_on(addr: SocketAddr, world: World) -> std::io::Result<StandIn> {
-        let listener = TcpListener::bind(addr).await?;
+        StandIn::serve_on(TcpListener::bind(addr).await?, world)
+    }
+
+    /// Serves on 127.0.0.1 with a listen backlog of `backlog`: a small Onezone's accept queue.
+    pub async fn start_with_backlog(world: World, backlog: u32) -> std::io::Result<StandIn> {
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))?;
+        StandIn::serve_on(socket.listen(backlog)?, world)
+    }
+
+    fn serve_on(listener: TcpListener, world: World) -> std::io::Result<StandIn> {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             world: Mutex::new(world),
             requests: Mutex::new(Vec::new()),
+            delay: Mutex::new(Duration::ZERO),
         });
         let (stop, stopped) = oneshot::channel();
         let task = tokio::spawn(serve(listener, Arc::clone(&shared), stopped));
@@ -122,6 +135,15 @@ impl StandIn {
     /// Every request received so far, in arrival order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.requests().clone()
+    }
+
+    /// Holds every answer back by `delay` (after the request is recorded and applied).
+    pub fn set_delay(&self, delay: Duration) {
+        *self
+            .shared
+            .delay
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = delay;
     }
 
     pub fn clear_requests(&self) {
@@ -240,6 +262,10 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<B
         &parts.headers,
         &body,
     );
+    let delay = *shared.delay.lock().unwrap_or_else(PoisonError::into_inner);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     response(reply)
 }
 

@@ -14,6 +14,12 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_onezone-migration-proxy");
 
+/// The binary the tests start: `OMP_BIN` names another build (to measure before and after a
+/// change with the same tests); by default the one Cargo built.
+pub fn bin() -> String {
+    std::env::var("OMP_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 /// A port that was free a moment ago (the proxy binds it itself).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -57,6 +63,7 @@ pub struct ProxyBuilder {
     extra: String,
     tls: bool,
     upstream_section: String,
+    server_section: String,
     env: Vec<(String, String)>,
 }
 
@@ -72,6 +79,13 @@ impl ProxyBuilder {
     pub fn upstream_keys(mut self, toml: &str) -> Self {
         self.upstream_section.push_str(toml);
         self.upstream_section.push('\n');
+        self
+    }
+
+    /// Extra keys for the `[server]` section (it already sets threads and a 1 s grace period).
+    pub fn server_keys(mut self, toml: &str) -> Self {
+        self.server_section.push_str(toml);
+        self.server_section.push('\n');
         self
     }
 
@@ -103,13 +117,13 @@ impl ProxyBuilder {
             ));
         }
         config.push_str(&format!(
-            "[upstream]\nurl = \"{}\"\n{}\n[server]\nthreads = 2\ngrace_period = \"1s\"\nshutdown_timeout = \"1s\"\n",
-            self.upstream, self.upstream_section
+            "[upstream]\nurl = \"{}\"\n{}\n[server]\nthreads = 2\ngrace_period = \"1s\"\nshutdown_timeout = \"1s\"\n{}\n",
+            self.upstream, self.upstream_section, self.server_section
         ));
         let config_path = dir.join("config.toml");
         std::fs::write(&config_path, format!("{config}{}", self.extra)).unwrap();
         let log = std::fs::File::create(dir.join("proxy.log")).unwrap();
-        let child = Command::new(BIN)
+        let child = Command::new(bin())
             .arg("--config")
             .arg(&config_path)
             .env("RUST_LOG", "info")
@@ -139,6 +153,7 @@ impl Proxy {
             extra: String::new(),
             tls: false,
             upstream_section: String::new(),
+            server_section: String::new(),
             env: Vec::new(),
         }
     }
@@ -156,15 +171,32 @@ impl Proxy {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("proxy exited early ({status}); log:\n{}", self.log());
             }
-            if targets
+            let listening = targets
                 .iter()
-                .all(|a| TcpStream::connect_timeout(a, Duration::from_millis(100)).is_ok())
-            {
+                .all(|a| TcpStream::connect_timeout(a, Duration::from_millis(100)).is_ok());
+            // Healthy once its own listeners accept: the proxy says so on /healthz.
+            if listening && self.healthy() {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("proxy did not listen within 20 s; log:\n{}", self.log());
+    }
+
+    fn healthy(&self) -> bool {
+        let Ok(mut s) = TcpStream::connect_timeout(&self.metrics, Duration::from_millis(100))
+        else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n")
+            .is_err()
+        {
+            return false;
+        }
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf);
+        buf.starts_with(b"HTTP/1.1 200")
     }
 
     /// Rewrites the config file with other extra sections (for reload tests).

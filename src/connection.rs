@@ -1,0 +1,185 @@
+//! The client connection loop in front of Pingora's request processing.
+//!
+//! Pingora's own HTTP/1 loop starts the next request's processing (a session with its header
+//! buffer, and the large per-request future) the moment the previous answer is sent, and keeps
+//! it waiting while the client is idle. This loop instead waits for the first byte of the next
+//! request itself, holding only the socket, and only then hands the connection to Pingora
+//! (`HttpProxy::process_new_http`) for one request. That gives three limits Pingora lacks:
+//!
+//! - `limits.keepalive_timeout`: an idle kept-alive connection is closed (nginx: 75 s);
+//! - `limits.header_timeout`: the whole request head must arrive within it, however slowly it
+//!   trickles (nginx's `client_header_timeout`, 60 s);
+//! - a drain: once the listeners close, idle connections are closed, busy ones finish.
+//!
+//! HTTP/2 connections (TLS with ALPN h2) go to Pingora's own loop, which answers the drain with
+//! GOAWAY and closes idle connections after `h2_idle_timeout`.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pingora::apps::{HttpPersistentSettings, HttpServerApp, ServerApp};
+use pingora::protocols::http::ServerSession;
+use pingora::protocols::{Stream, ALPN};
+use pingora::proxy::HttpProxy;
+use pingora::server::ShutdownWatch;
+
+use crate::lifecycle::Lifecycle;
+use crate::proxy::MigrationProxy;
+
+tokio::task_local! {
+    /// Set by the proxy's first hook once a request head has been read and parsed.
+    static HEAD_READ: Arc<AtomicBool>;
+}
+
+/// Called by the proxy as soon as a request head is complete (outside this loop, a no-op).
+pub fn head_read() {
+    let _ = HEAD_READ.try_with(|h| h.store(true, Ordering::Relaxed));
+}
+
+/// Client connection limits, from `[limits]`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    pub keepalive_timeout: Duration,
+    pub header_timeout: Duration,
+}
+
+pub struct Connections {
+    proxy: Arc<HttpProxy<MigrationProxy>>,
+    life: Arc<Lifecycle>,
+    limits: ConnectionLimits,
+}
+
+enum Wait {
+    /// The first byte of a request is there (it is put back for Pingora to read).
+    Ready,
+    /// The stream cannot be peeked at (TLS): Pingora waits for the head itself.
+    Unknown,
+    Close,
+}
+
+impl Connections {
+    pub fn new(
+        proxy: HttpProxy<MigrationProxy>,
+        life: Arc<Lifecycle>,
+        limits: ConnectionLimits,
+    ) -> Self {
+        Connections {
+            proxy: Arc::new(proxy),
+            life,
+            limits,
+        }
+    }
+
+    /// Waits, holding nothing but the socket, until the client sends a byte; closes the
+    /// connection when the client leaves, stays idle too long, or the listeners close.
+    async fn wait_for_request(
+        &self,
+        stream: &mut Stream,
+        shutdown: &mut ShutdownWatch,
+        fresh: bool,
+    ) -> Wait {
+        let mut first = [0u8; 1];
+        let peek = tokio::time::timeout(self.limits.keepalive_timeout, stream.try_peek(&mut first));
+        // A connection that never sent anything is given its chance even during shutdown.
+        let closing = async {
+            if fresh {
+                return std::future::pending().await;
+            }
+            while !*shutdown.borrow_and_update() {
+                if shutdown.changed().await.is_err() {
+                    return std::future::pending().await;
+                }
+            }
+        };
+        tokio::select! {
+            peeked = peek => match peeked {
+                Ok(Ok(true)) => Wait::Ready,
+                Ok(Ok(false)) => Wait::Unknown,
+                // The client closed, or the connection broke, between requests.
+                Ok(Err(_)) => Wait::Close,
+                Err(_) => {
+                    crate::metrics::metrics()
+                        .connections_closed
+                        .with_label_values(&["keepalive_timeout"])
+                        .inc();
+                    Wait::Close
+                }
+            },
+            _ = closing => Wait::Close,
+        }
+    }
+
+    /// One request, with the whole head due within `head_deadline`.
+    async fn serve_one(
+        &self,
+        session: ServerSession,
+        head_deadline: Duration,
+    ) -> Option<pingora::apps::ReusedHttpStream> {
+        let head = Arc::new(AtomicBool::new(false));
+        let drain = self.life.drain_watch();
+        let serving = HEAD_READ.scope(head.clone(), self.proxy.process_new_http(session, &drain));
+        tokio::pin!(serving);
+        match tokio::time::timeout(head_deadline, &mut serving).await {
+            Ok(reused) => reused,
+            Err(_) if head.load(Ordering::Relaxed) => serving.await,
+            Err(_) => {
+                // Dropping the request closes the connection, as nginx does (it logs a 408).
+                crate::metrics::metrics()
+                    .connections_closed
+                    .with_label_values(&["header_timeout"])
+                    .inc();
+                tracing::debug!("request head not complete in time; connection closed");
+                None
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ServerApp for Connections {
+    async fn process_new(
+        self: &Arc<Self>,
+        mut stream: Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<Stream> {
+        if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
+            let _busy = self.life.busy();
+            // Pingora's HTTP/2 loop, watching the drain so that it sends GOAWAY when it begins.
+            return self
+                .proxy
+                .process_new(stream, &self.life.drain_watch())
+                .await;
+        }
+        let mut shutdown = shutdown.clone();
+        let mut persistent: Option<HttpPersistentSettings> = None;
+        let keepalive_secs = self.limits.keepalive_timeout.as_secs().max(1);
+        let mut fresh = true;
+        loop {
+            let wait = self
+                .wait_for_request(&mut stream, &mut shutdown, fresh)
+                .await;
+            let head_deadline = match wait {
+                Wait::Close => return None,
+                Wait::Ready => self.limits.header_timeout,
+                // Without a peek the deadline has to cover the idle wait too.
+                Wait::Unknown if fresh => self.limits.header_timeout,
+                Wait::Unknown => self.limits.keepalive_timeout + self.limits.header_timeout,
+            };
+            let _busy = self.life.busy();
+            let mut session = ServerSession::new_http1(stream);
+            match persistent.take() {
+                Some(p) => p.apply_to_session(&mut session),
+                None => session.set_keepalive(Some(keepalive_secs)),
+            }
+            let reused = self.serve_one(session, head_deadline).await?;
+            (stream, persistent) = reused.consume();
+            fresh = false;
+        }
+    }
+
+    async fn cleanup(&self) {
+        self.proxy.http_cleanup().await;
+    }
+}
