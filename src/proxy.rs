@@ -319,8 +319,16 @@ impl ProxyHttp for MigrationProxy {
         }
         session.set_read_timeout(Some(self.settings.client_timeout));
         let req = session.req_header();
-        let Some(m) = self.matcher.find(req.method.as_str(), req.raw_path()) else {
-            return Ok(false);
+        let m = match self.matcher.lookup(req.method.as_str(), req.raw_path()) {
+            None => return Ok(false),
+            Some(Ok(m)) => m,
+            // Never forwarded: a Onezone without the legacy routes would route it elsewhere
+            // (`GET /groups/{id}/users/token` is `/groups/{id}/users/{uid}` there).
+            Some(Err(allow)) => {
+                self.write(session, &Answer::method_not_allowed(allow), ctx)
+                    .await?;
+                return Ok(true);
+            }
         };
         // Boxed: the legacy path's future is large, and every pass-through request would
         // otherwise carry it.
@@ -615,7 +623,10 @@ fn add_deprecation_headers(resp: &mut ResponseHeader, h: &Headers) -> Result<()>
     Ok(())
 }
 
-/// Writes a complete answer with an exact `Content-Length` (none for 204).
+/// Writes a complete answer with an exact `Content-Length` (none for 204), shaped as Onezone's
+/// REST layer shapes its own: `access-control-allow-origin: *` on every answer
+/// (`rest_handler.erl:78`), `content-type: application/json` on bodies and on 204
+/// (`cowboy_rest.erl:727-738`), no body and `content-length: 0` for 405, 406 and 415.
 async fn write_answer(
     session: &mut Session,
     answer: &Answer,
@@ -626,13 +637,23 @@ async fn write_answer(
         .as_ref()
         // A `Value` always serializes.
         .map(|b| Bytes::from(serde_json::to_vec(b).unwrap_or_default()));
-    let mut resp = ResponseHeader::build(answer.status, Some(5))?;
+    let mut resp = ResponseHeader::build(answer.status, Some(7))?;
+    resp.insert_header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")?;
     if let Some(h) = deprecation {
         add_deprecation_headers(&mut resp, h)?;
     }
-    if let Some(body) = &body {
-        resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-        resp.set_content_length(body.len())?;
+    if let Some(allow) = &answer.allow {
+        resp.insert_header(http::header::ALLOW, allow)?;
+    }
+    match &body {
+        Some(body) => {
+            resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+            resp.set_content_length(body.len())?;
+        }
+        None if answer.status == 204 => {
+            resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+        }
+        None => resp.set_content_length(0)?,
     }
     session
         .write_response_header(Box::new(resp), body.is_none())

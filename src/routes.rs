@@ -178,6 +178,14 @@ impl Matcher {
 
     /// Finds the legacy endpoint for a request, or `None` to pass it through.
     pub fn find(&self, method: &str, raw_path: &[u8]) -> Option<Match> {
+        self.lookup(method, raw_path)?.ok()
+    }
+
+    /// Like [`Matcher::find`], and for a path of a served endpoint with another method,
+    /// `Err(allow)`: the methods Onezone's legacy route has there, e.g. `"GET, POST"`.
+    /// (cowboy_rest answers such a request 405 with that `allow` before anything else,
+    /// cowboy_rest.erl:355-361; annotate-only rows are Onezone's to answer.)
+    pub fn lookup(&self, method: &str, raw_path: &[u8]) -> Option<Result<Match, String>> {
         let path = match raw_path.iter().position(|&b| b == b'?') {
             Some(q) => &raw_path[..q],
             None => raw_path,
@@ -187,20 +195,34 @@ impl Matcher {
         if !self.prefix.iter().zip(&segs).all(|(p, s)| p[..] == s[..]) {
             return None;
         }
-        self.templates
-            .iter()
-            .filter(|(route, t)| route.method == method && t.len() == rest.len())
-            .find_map(|(route, template)| {
-                let mut param = None;
-                for (t, s) in template.iter().zip(rest) {
-                    match t {
-                        None => param = Some(s.to_vec()),
-                        Some(literal) if *literal == &s[..] => {}
-                        Some(_) => return None,
-                    }
+        let param_of = |template: &[Option<&[u8]>]| {
+            let mut param = None;
+            for (t, s) in template.iter().zip(rest) {
+                match t {
+                    None => param = Some(s.to_vec()),
+                    Some(literal) if *literal == &s[..] => {}
+                    Some(_) => return None,
                 }
-                Some(Match { route, param })
-            })
+            }
+            Some(param)
+        };
+        let mut allowed: Vec<&str> = Vec::new();
+        for (route, template) in self.templates.iter().filter(|(_, t)| t.len() == rest.len()) {
+            let Some(param) = param_of(template) else {
+                continue;
+            };
+            if route.method == method {
+                return Some(Ok(Match { route, param }));
+            }
+            if route.handler != Handler::Annotate && !allowed.contains(&route.method) {
+                allowed.push(route.method);
+            }
+        }
+        if allowed.is_empty() {
+            return None;
+        }
+        allowed.sort_unstable();
+        Some(Err(allowed.join(", ")))
     }
 }
 

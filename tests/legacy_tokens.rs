@@ -277,9 +277,16 @@ async fn first_call_examines_the_caller_then_creates() {
     )
     .await
     .token();
+    // The target's display name is read for the token's name, as Onezone names legacy invites
+    // `<description> - <display name> <hex>` (token_logic.erl, format_invite_token_name/2).
+    let read = format!("/spaces/{SPACE_ID}");
     assert_eq!(
         env.calls(),
-        calls(&[("POST", "/tokens/examine"), ("POST", "/user/tokens/named")])
+        calls(&[
+            ("POST", "/tokens/examine"),
+            ("GET", &read),
+            ("POST", "/user/tokens/named")
+        ])
     );
     let examine = &env.zone.requests()[0];
     assert_eq!(examine.json().unwrap(), json!({"token": ALICE_TOKEN}));
@@ -328,6 +335,15 @@ async fn no_credential_is_401_and_a_bad_one_keeps_onezones_details() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ids_that_cannot_be_onezone_ids_are_404_without_calling_onezone() {
     let env = Env::new().await;
+    // Onezone authenticates the caller before it looks at the path id (rest_handler's
+    // is_authorized runs first): the proxy resolves the caller first, once, then answers 404
+    // itself without any further call.
+    env.post(
+        &format!("/groups/{GROUP_ID}/users/token"),
+        Some(ALICE_TOKEN),
+    )
+    .await
+    .token();
     for bad in ["a%20b", "a%2Fb", "%00", "a.b", "%2e%2e%2fx"] {
         env.clear();
         let r = env
@@ -336,6 +352,16 @@ async fn ids_that_cannot_be_onezone_ids_are_404_without_calling_onezone() {
         assert_eq!((r.status, r.json()), (404, not_found()), "{bad}");
         assert_eq!(env.calls(), vec![], "{bad}: no upstream call");
     }
+    // An invalid credential is 401 with Onezone's authError before the id is looked at.
+    let r = env
+        .post("/groups/a.b/users/token", Some("MDAxnotarealtoken"))
+        .await;
+    assert_eq!(r.status, 401, "{}", r.text);
+    assert!(
+        r.json()["error"]["details"]["authError"]["id"].is_string(),
+        "{}",
+        r.text
+    );
     // An empty id segment too.
     let r = common::raw_request(
         env.proxy.addr,
@@ -390,11 +416,17 @@ async fn registration_tokens_name_the_admin_user_but_belong_to_the_caller() {
         )
         .await
         .token();
+    // The admin user's full name is read for the token's name (token_logic.erl,
+    // gen_invite_token_name/2 uses the user's full name for registerOneprovider).
     assert_eq!(
         env.calls(),
-        calls(&[("POST", "/tokens/examine"), ("POST", "/user/tokens/named")])
+        calls(&[
+            ("POST", "/tokens/examine"),
+            ("GET", "/user"),
+            ("POST", "/user/tokens/named")
+        ])
     );
-    let create = env.zone.requests()[1].json().unwrap();
+    let create = env.zone.requests()[2].json().unwrap();
     assert_invite_body(&create, "registerOneprovider", "adminUserId", ALICE_ID);
     assert_eq!(env.examine(&token).await["subject"]["id"], ALICE_ID);
 
@@ -552,7 +584,8 @@ async fn client_token_errors() {
         .await
         .token();
 
-    // Not the caller's token.
+    // Not the caller's token: the owner check fails (token_logic_plugin.erl:403-410) and
+    // entity_logic:report_unauthorized answers 403.
     let bob = [("x-auth-token", BOB_TOKEN)];
     let r = env
         .call(
@@ -562,7 +595,7 @@ async fn client_token_errors() {
             None,
         )
         .await;
-    assert_eq!((r.status, r.json()), (404, not_found()));
+    assert_eq!((r.status, r.json()), (403, forbidden()));
 
     // Not something a token can look like: no call at all.
     env.clear();

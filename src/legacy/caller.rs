@@ -13,6 +13,7 @@ use http::HeaderMap;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::cache::TtlMap;
 use super::{legacy_error, Answer, Legacy};
 use crate::onezone::client::{Call, CallError, Forwarded};
 
@@ -115,20 +116,32 @@ type Lookup = Arc<tokio::sync::OnceCell<Result<Subject, CallError>>>;
 /// A small TTL cache of resolved subjects, bounded in size, with the look-ups in flight: a
 /// credential is resolved once while its resolution is under way (single flight).
 pub struct CallerCache {
-    ttl: Duration,
-    capacity: usize,
-    entries: Mutex<HashMap<[u8; 32], (Subject, Instant)>>,
+    subjects: TtlMap<[u8; 32], Subject>,
     in_flight: Mutex<HashMap<[u8; 32], Lookup>>,
 }
 
 impl CallerCache {
     pub fn new(ttl: Duration, capacity: usize) -> CallerCache {
         CallerCache {
-            ttl,
-            capacity,
-            entries: Mutex::new(HashMap::new()),
+            subjects: TtlMap::new(ttl, capacity),
             in_flight: Mutex::new(HashMap::new()),
         }
+    }
+
+    pub fn get(&self, key: &[u8; 32], now: Instant) -> Option<Subject> {
+        self.subjects.get(key, now)
+    }
+
+    pub fn put(&self, key: [u8; 32], subject: Subject, now: Instant) {
+        self.subjects.put(key, subject, now);
+    }
+
+    pub fn len(&self) -> usize {
+        self.subjects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.subjects.is_empty()
     }
 
     /// The look-up for `key` in flight, or a new one.
@@ -142,37 +155,6 @@ impl CallerCache {
         if in_flight.get(key).is_some_and(|l| Arc::ptr_eq(l, lookup)) {
             in_flight.remove(key);
         }
-    }
-
-    pub fn get(&self, key: &[u8; 32], now: Instant) -> Option<Subject> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries
-            .get(key)
-            .filter(|(_, at)| now.duration_since(*at) < self.ttl)
-            .map(|(s, _)| s.clone())
-    }
-
-    pub fn put(&self, key: [u8; 32], subject: Subject, now: Instant) {
-        if self.capacity == 0 {
-            return;
-        }
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= self.capacity {
-            entries.retain(|_, (_, at)| now.duration_since(*at) < self.ttl);
-            if entries.len() >= self.capacity {
-                // Still full of live entries: start over rather than track recency.
-                entries.clear();
-            }
-        }
-        entries.insert(key, (subject, now));
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -237,7 +219,10 @@ impl Legacy {
                     .call(&Call::get("get_user", "/user"), &caller.forwarded)
                     .await?;
                 match reply.body["userId"].as_str() {
-                    Some(id) if reply.is_success() => Subject::User(id.to_string()),
+                    Some(id) if reply.is_success() => {
+                        self.names.remember_user(caller, id, &reply.body);
+                        Subject::User(id.to_string())
+                    }
                     _ => Subject::Unknown,
                 }
             }

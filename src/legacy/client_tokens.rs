@@ -4,9 +4,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Value};
 
+use futures_util::StreamExt;
+
 use super::invite::create_named;
 use super::names::client_token_name;
-use super::{legacy_error, Answer, Caller, Legacy};
+use super::negotiation::Body;
+use super::{legacy_error, Answer, Caller, Credential, Legacy, Subject};
 use crate::onezone::client::{Call, CallError};
 use crate::onezone::error::OnezoneError;
 use crate::routes::serialized_token;
@@ -24,23 +27,45 @@ pub fn request_body(now: SystemTime, suffix: &str) -> Value {
     })
 }
 
-/// Whether a NamedToken is one the legacy list shows: exactly a session-less access token.
+/// Whether a NamedToken is one the legacy list shows: an access token, session-bound ones too
+/// (`?ACCESS_TOKEN` as a record pattern matches any session: `user_logic_plugin.erl:294`,
+/// ctool `aai.hrl:79-82,110`).
 pub fn is_client_token(named: &Value) -> bool {
-    named["type"] == json!({ "accessToken": {} })
+    named["type"]["accessToken"].is_object()
 }
 
-pub(super) async fn create(lg: &Legacy, caller: Caller) -> Result<Answer, CallError> {
-    let caller = lg.resolve(caller).await?;
+/// How many `GET /tokens/named/{id}` calls of one list run at once.
+const LIST_CONCURRENCY: usize = 8;
+
+/// A Oneprovider has no user behind `?CLIENT_ID`: `user_logic_plugin:fetch_entity` gives 404
+/// (`user_logic_plugin.erl:48-55`), where the tokens API would say 403.
+fn provider_has_no_user(caller: &Caller) -> Option<Answer> {
+    matches!(caller.subject, Subject::Provider(_)).then(|| Answer::error(OnezoneError::not_found()))
+}
+
+pub(super) async fn create(lg: &Legacy, body: Body, caller: &Caller) -> Result<Answer, CallError> {
+    if let Some(answer) = provider_has_no_user(caller) {
+        return Ok(answer);
+    }
+    if body == Body::NotObject {
+        // Validation comes after authorization: nobody is 401 first.
+        let answer = match caller.credential {
+            Credential::None => Answer::error(OnezoneError::unauthorized()),
+            _ => Answer::error(OnezoneError::malformed_data()),
+        };
+        return lg.unless_unauthenticated(caller, answer).await;
+    }
     let now = SystemTime::now();
-    let answer = create_named(lg, &caller, "/user/tokens/named", |suffix| {
+    create_named(lg, caller, "/user/tokens/named", |suffix| {
         request_body(now, suffix)
     })
-    .await?;
-    Ok(answer.for_subject(&caller))
+    .await
 }
 
-pub(super) async fn list(lg: &Legacy, caller: Caller) -> Result<Answer, CallError> {
-    let caller = lg.resolve(caller).await?;
+pub(super) async fn list(lg: &Legacy, caller: &Caller) -> Result<Answer, CallError> {
+    if let Some(answer) = provider_has_no_user(caller) {
+        return Ok(answer);
+    }
     let ids = lg
         .client
         .call(
@@ -49,26 +74,38 @@ pub(super) async fn list(lg: &Legacy, caller: Caller) -> Result<Answer, CallErro
         )
         .await?;
     if !ids.is_success() {
-        return Ok(legacy_error(&ids).for_subject(&caller));
+        return Ok(legacy_error(&ids));
     }
     let Some(ids) = ids.body["tokens"].as_array() else {
         return Err(CallError::BadBody);
     };
+    let ids = ids
+        .iter()
+        .map(|id| {
+            id.as_str()
+                .and_then(|id| crate::routes::entity_id(id.as_bytes()))
+        })
+        .collect::<Option<Vec<&str>>>()
+        .ok_or(CallError::BadBody)?;
+    // Onezone reads the list in one go; here each token is one call, so they run a few at a
+    // time, and `buffered` keeps Onezone's order.
+    // (The futures are built first: a stream's `map` closure over borrowed values would not be
+    // `Send` for the compiler, which Pingora's request future must be.)
+    let calls: Vec<_> = ids
+        .into_iter()
+        .map(|id| Call::get("get_named", format!("/tokens/named/{id}")))
+        .collect();
+    let pending: Vec<_> = calls
+        .iter()
+        .map(|call| lg.client.call(call, &caller.forwarded))
+        .collect();
+    let reads: Vec<_> = futures_util::stream::iter(pending)
+        .buffered(LIST_CONCURRENCY)
+        .collect()
+        .await;
     let mut tokens = Vec::new();
-    for id in ids {
-        let Some(id) = id
-            .as_str()
-            .and_then(|id| crate::routes::entity_id(id.as_bytes()))
-        else {
-            return Err(CallError::BadBody);
-        };
-        let named = lg
-            .client
-            .call(
-                &Call::get("get_named", format!("/tokens/named/{id}")),
-                &caller.forwarded,
-            )
-            .await?;
+    for named in reads {
+        let named = named?;
         match named.status {
             200 if is_client_token(&named.body) => match named.body["token"].as_str() {
                 Some(t) => tokens.push(t.to_string()),
@@ -77,21 +114,31 @@ pub(super) async fn list(lg: &Legacy, caller: Caller) -> Result<Answer, CallErro
             200 => {}
             // Deleted between the list and the read: it is no longer the user's token.
             404 => {}
-            _ => return Ok(legacy_error(&named).for_subject(&caller)),
+            _ => return Ok(legacy_error(&named)),
         }
     }
-    Ok(Answer::ok(json!({ "tokens": tokens })).for_subject(&caller))
+    Ok(Answer::ok(json!({ "tokens": tokens })))
 }
 
 pub(super) async fn delete(
     lg: &Legacy,
     param: Option<&[u8]>,
-    caller: Caller,
+    caller: &Caller,
 ) -> Result<Answer, CallError> {
+    // With no credential `?CLIENT_ID` is undefined and the existence check is skipped: 401.
+    if caller.credential == Credential::None {
+        return Ok(Answer::error(OnezoneError::unauthorized()));
+    }
+    if let Some(answer) = provider_has_no_user(caller) {
+        return Ok(answer);
+    }
+    // A tid that is not a token crashes the bare `{ok, #token{}} = tokens:deserialize(..)` match
+    // in `exists` (`user_logic_plugin.erl:576-578`), which `entity_logic.erl:368-385` turns into
+    // 404; so does a temporary token, or one already deleted.
+    let not_found = || lg.unless_unauthenticated(caller, Answer::error(OnezoneError::not_found()));
     let Some(token) = param.and_then(serialized_token) else {
-        return Ok(Answer::error(OnezoneError::not_found()));
+        return not_found().await;
     };
-    let caller = lg.resolve(caller).await?;
     let examined = lg
         .client
         .call(
@@ -99,35 +146,31 @@ pub(super) async fn delete(
             &caller.forwarded,
         )
         .await?;
-    if !examined.is_success() {
-        // A token that does not parse: Onezone's examine error says so.
-        return Ok(legacy_error(&examined).for_subject(&caller));
-    }
-    // Only named tokens are client tokens; a temporary one is not among them.
-    let id = match (
+    let named_id = match (
+        examined.is_success(),
         examined.body["persistence"].as_str(),
         examined.body["id"].as_str(),
     ) {
-        (Some("named"), Some(id)) => match crate::routes::entity_id(id.as_bytes()) {
+        (true, Some("named"), Some(id)) => match crate::routes::entity_id(id.as_bytes()) {
             Some(id) => id.to_string(),
             None => return Err(CallError::BadBody),
         },
-        _ => return Ok(Answer::error(OnezoneError::not_found()).for_subject(&caller)),
+        _ => return not_found().await,
     };
     let deleted = lg
         .client
         .call(
-            &Call::delete("delete_named", format!("/tokens/named/{id}")),
+            &Call::delete("delete_named", format!("/tokens/named/{named_id}")),
             &caller.forwarded,
         )
         .await?;
-    let answer = match deleted.status {
+    Ok(match deleted.status {
         200..=299 => Answer::no_content(),
-        // Someone else's token is not among the caller's client tokens.
-        403 => Answer::error(OnezoneError::not_found()),
+        // Someone else's token: the owner check fails (`token_logic_plugin.erl:403-410`) and
+        // `entity_logic:report_unauthorized` answers 403.
+        403 => Answer::error(OnezoneError::forbidden()),
         _ => legacy_error(&deleted),
-    };
-    Ok(answer.for_subject(&caller))
+    })
 }
 
 #[cfg(test)]
@@ -149,9 +192,9 @@ mod tests {
     }
 
     #[test]
-    fn only_plain_access_tokens_are_client_tokens() {
+    fn access_tokens_are_client_tokens_with_or_without_a_session() {
         assert!(is_client_token(&json!({"type": {"accessToken": {}}})));
-        assert!(!is_client_token(
+        assert!(is_client_token(
             &json!({"type": {"accessToken": {"sessionId": "s"}}})
         ));
         assert!(!is_client_token(&json!({"type": {"identityToken": {}}})));

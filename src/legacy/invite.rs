@@ -7,6 +7,7 @@
 use serde_json::{json, Value};
 
 use super::names::{invite_token_name, random_suffix};
+use super::negotiation::Body;
 use super::{legacy_error, Answer, Caller, Legacy, Subject};
 use crate::onezone::client::{Call, CallError, Reply};
 use crate::onezone::error::OnezoneError;
@@ -15,12 +16,13 @@ use crate::routes::{entity_id, Invite, Target};
 /// Attempts at a free token name; Onezone's own suffix has the same 2^24 space.
 const NAME_ATTEMPTS: usize = 3;
 
-/// The `POST .../tokens/named` body for a legacy invite.
-pub fn request_body(inv: &Invite, target_id: &str, suffix: &str) -> Value {
+/// The `POST .../tokens/named` body for a legacy invite; `name` is the target's display name
+/// when the caller could read it, else its id.
+pub fn request_body(inv: &Invite, target_id: &str, name: Option<&str>, suffix: &str) -> Value {
     let mut invite = json!({ "inviteType": inv.invite_type });
     invite[inv.target_key] = json!(target_id);
     json!({
-        "name": invite_token_name(inv.description, target_id, suffix),
+        "name": invite_token_name(inv.description, name.unwrap_or(target_id), suffix),
         "type": { "inviteToken": invite },
         "usageLimit": 1,
     })
@@ -105,30 +107,73 @@ pub(super) async fn create(
     lg: &Legacy,
     inv: &Invite,
     param: Option<&[u8]>,
-    caller: Caller,
+    body: Body,
+    caller: &Caller,
 ) -> Result<Answer, CallError> {
-    // An id Onezone cannot have names no entity: its own answer would be 404.
+    // An id Onezone cannot have names no entity: its own answer would be 404 (once the
+    // credential is accepted).
     let path_id = match inv.target {
         Target::PathId => match param.and_then(entity_id) {
             Some(id) => Some(id.to_string()),
-            None => return Ok(Answer::error(OnezoneError::not_found())),
+            None => {
+                return lg
+                    .unless_unauthenticated(caller, Answer::error(OnezoneError::not_found()))
+                    .await
+            }
         },
         Target::CallerUserId => None,
     };
-    let caller = lg.resolve(caller).await?;
     let target = match path_id {
         Some(id) => id,
-        None => match lg.own_user_id(&caller).await? {
+        None => match lg.own_user_id(caller).await? {
             Ok(id) => id,
-            Err(answer) => return Ok(answer.for_subject(&caller)),
+            Err(answer) => return Ok(answer),
         },
     };
+    if body == Body::NotObject {
+        return entity_checks_then_malformed(lg, inv, &target, caller).await;
+    }
+    let name = lg.names.display_name(lg, caller, inv, &target).await;
     let path = create_path(&caller.subject);
-    let answer = create_named(lg, &caller, path, |suffix| {
-        request_body(inv, &target, suffix)
+    create_named(lg, caller, path, |suffix| {
+        request_body(inv, &target, name.as_deref(), suffix)
     })
-    .await?;
-    Ok(answer.for_subject(&caller))
+    .await
+}
+
+/// JSON that is not an object is refused only after Onezone fetched the entity (404) and
+/// authorized the client (401 / 403) (`entity_logic_sanitizer.erl:169-173`). The proxy cannot
+/// ask for the invite privilege without creating a token, so it reads the entity: a client
+/// that may read it but not invite to it gets 400 here where Onezone says 403.
+async fn entity_checks_then_malformed(
+    lg: &Legacy,
+    inv: &Invite,
+    target: &str,
+    caller: &Caller,
+) -> Result<Answer, CallError> {
+    let reply = lg
+        .client
+        .call(
+            &Call::get("get_entity", entity_path(inv, target)),
+            &caller.forwarded,
+        )
+        .await?;
+    Ok(match reply.status {
+        200..=299 => Answer::error(OnezoneError::malformed_data()),
+        _ => legacy_error(&reply),
+    })
+}
+
+/// Where the invite's target is read (its display name, its existence).
+pub fn entity_path(inv: &Invite, target: &str) -> String {
+    match (inv.target, inv.target_key) {
+        (Target::CallerUserId, _) => "/user".to_string(),
+        (_, "groupId") => format!("/groups/{target}"),
+        (_, "spaceId") => format!("/spaces/{target}"),
+        (_, "harvesterId") => format!("/harvesters/{target}"),
+        (_, "clusterId") => format!("/clusters/{target}"),
+        (_, _) => format!("/users/{target}"),
+    }
 }
 
 #[cfg(test)]
@@ -150,7 +195,12 @@ mod tests {
     /// The body Onezone's legacy code builds: name, invite type + target, single use, nothing else.
     #[test]
     fn body_is_a_single_use_invite_without_privileges_or_caveats() {
-        let b = request_body(&invite_of("/clusters/{id}/users/token"), "c1", "abcdef");
+        let b = request_body(
+            &invite_of("/clusters/{id}/users/token"),
+            "c1",
+            None,
+            "abcdef",
+        );
         assert_eq!(
             b,
             json!({
@@ -162,7 +212,12 @@ mod tests {
         let r = request_body(
             &invite_of("/user/clusters/provider_registration_token"),
             "u1",
+            Some("Alice Smith"),
             "abcdef",
+        );
+        assert_eq!(
+            r["name"],
+            "Oneprovider rgstr. token for - Alice Smith abcdef"
         );
         assert_eq!(
             r["type"]["inviteToken"],

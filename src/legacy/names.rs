@@ -1,7 +1,13 @@
 //! Token names in Onezone's legacy pattern. Names are never returned to legacy clients; they show
 //! up in token listings, where they should look like the ones Onezone's legacy code made.
 
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::cache::TtlMap;
+use super::invite::entity_path;
+use super::{Caller, Legacy};
+use crate::onezone::client::Call;
+use crate::routes::Invite;
 
 /// Onezone's legacy names are at most 50 bytes.
 pub const MAX_NAME_BYTES: usize = 50;
@@ -13,10 +19,8 @@ pub fn random_suffix() -> String {
 }
 
 /// `<description> - <target> <suffix>`, the target cut and marked with `...` to stay within
-/// [`MAX_NAME_BYTES`].
-///
-/// Onezone puts the target's display name here; the proxy uses the target id, which needs no
-/// extra call and no view privilege on the target (the name is cosmetic).
+/// [`MAX_NAME_BYTES`] (`token_logic.erl`, `format_invite_token_name/2`). `target` is the
+/// target's display name where the caller could read it ([`DisplayNames`]), else its id.
 pub fn invite_token_name(description: &str, target: &str, suffix: &str) -> String {
     let fixed = description.len() + " - ".len() + " ".len() + suffix.len();
     let room = MAX_NAME_BYTES.saturating_sub(fixed);
@@ -30,6 +34,89 @@ pub fn invite_token_name(description: &str, target: &str, suffix: &str) -> Strin
         format!("{}...", &target[..cut])
     };
     format!("{description} - {target} {suffix}")
+}
+
+/// A display name made fit for Onezone's token-name rule ([`is_valid_name`]): a group or user
+/// name may hold characters the rule forbids (`'`, `,`: `validation.hrl:44` against `:34`),
+/// with which Onezone's own legacy call fails with 400 `badValueName`. The proxy drops them
+/// rather than copy that failure; `None` when nothing usable is left.
+pub fn sanitize(display: &str) -> Option<String> {
+    let kept: String = display
+        .chars()
+        .filter(|&c| c.is_alphanumeric() || matches!(c, '(' | ')' | '_' | ' ' | '.' | '-'))
+        .collect();
+    let words: Vec<&str> = kept.split_whitespace().collect();
+    let joined = words.join(" ");
+    let trimmed = joined.trim_matches(|c: char| matches!(c, '.' | '-' | ' '));
+    (!trimmed.is_empty()).then(|| trimmed.to_string())
+}
+
+/// Display names of invite targets as each caller may read them, cached per caller (a name is
+/// only used in tokens of callers who could read it) and target for a short time: at most one
+/// call per caller and target per [`NAME_TTL`]. Clusters have no name of their own (Onezone
+/// uses the Oneprovider's, a second call away), so they keep their id, `onezone` excepted.
+pub struct DisplayNames {
+    names: TtlMap<([u8; 32], String), Option<String>>,
+}
+
+pub const NAME_TTL: Duration = Duration::from_secs(60);
+
+impl DisplayNames {
+    pub fn new() -> Self {
+        DisplayNames {
+            names: TtlMap::new(NAME_TTL, 10_000),
+        }
+    }
+
+    pub(super) async fn display_name(
+        &self,
+        lg: &Legacy,
+        caller: &Caller,
+        inv: &Invite,
+        target: &str,
+    ) -> Option<String> {
+        if inv.target_key == "clusterId" {
+            return (target == "onezone").then(|| "Onezone".to_string());
+        }
+        // Nobody can read a name (and will not get a token either).
+        let digest = caller.credential.digest()?;
+        let key = (digest, format!("{}/{target}", inv.target_key));
+        let now = Instant::now();
+        if let Some(name) = self.names.get(&key, now) {
+            return name;
+        }
+        let call = Call::get("get_entity", entity_path(inv, target));
+        // A failed read costs the name, never the invite.
+        let reply = lg.client.call(&call, &caller.forwarded).await.ok()?;
+        let field = if inv.target_key == "adminUserId" {
+            "fullName"
+        } else {
+            "name"
+        };
+        let name = reply
+            .is_success()
+            .then(|| reply.body[field].as_str().and_then(sanitize))
+            .flatten();
+        self.names.put(key, name.clone(), now);
+        name
+    }
+}
+
+impl DisplayNames {
+    /// A user's full name that a `GET /user` for the caller already told.
+    pub(super) fn remember_user(&self, caller: &Caller, user_id: &str, reply: &serde_json::Value) {
+        if let (Some(digest), Some(name)) = (caller.credential.digest(), reply["fullName"].as_str())
+        {
+            let key = (digest, format!("adminUserId/{user_id}"));
+            self.names.put(key, sanitize(name), Instant::now());
+        }
+    }
+}
+
+impl Default for DisplayNames {
+    fn default() -> Self {
+        DisplayNames::new()
+    }
 }
 
 /// `access token <ISO 8601 time with '.' for ':'> <suffix>`, as Onezone names client tokens.
@@ -56,6 +143,24 @@ pub fn is_valid_name(name: &str) -> bool {
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn display_names_are_made_fit_for_the_name_rule() {
+        assert_eq!(sanitize("Alice Smith").as_deref(), Some("Alice Smith"));
+        assert_eq!(sanitize("O'Brien, Pat").as_deref(), Some("OBrien Pat"));
+        assert_eq!(sanitize("  -Lab.  ").as_deref(), Some("Lab"));
+        assert_eq!(
+            sanitize("Zespół badawczy").as_deref(),
+            Some("Zespół badawczy")
+        );
+        assert_eq!(sanitize("',,'"), None);
+        let name = invite_token_name(
+            "user invite to group",
+            &sanitize("O'Brien, Pat").unwrap(),
+            "0a1b2c",
+        );
+        assert!(is_valid_name(&name), "{name}");
+    }
 
     #[test]
     fn invite_names_fit_and_follow_the_rule() {
