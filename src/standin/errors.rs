@@ -290,6 +290,13 @@ pub(crate) mod auth {
         )
     }
 
+    pub fn token_session_invalid() -> Value {
+        error(
+            "tokenSessionInvalid",
+            "This token was issued for a session that no longer exists.",
+        )
+    }
+
     pub fn bad_basic_credentials() -> Value {
         error("badBasicCredentials", "Invalid username or password.")
     }

@@ -2,11 +2,18 @@
 //!
 //! It is a small HTTP/1.1 server on loopback that answers the calls the proxy makes — the
 //! tokens API (`/user/tokens/...`, `/provider/tokens/...`, `/tokens/named/{id}`,
-//! `/tokens/examine`), `GET /user`, `GET /configuration` and `PUT /clusters/{id}/users/{uid}` —
-//! and enforces the tokens API's published rules, so a proxy that sends a wrong body fails its
-//! tests. Every other path answers 404 `notFound`, the deprecated token endpoints included, as
-//! on a Onezone that has removed them. Each request is recorded before it is answered, so tests
-//! can assert exactly what reached "Onezone".
+//! `/tokens/examine`), `GET /user`, `GET /configuration`, `PUT /clusters/{id}/users/{uid}` and
+//! the reads that give display names (`GET /groups|spaces|harvesters|clusters|providers/{id}`)
+//! — and enforces the tokens API's published rules, so a proxy that sends a wrong body fails
+//! its tests. Its REST layer checks requests in Onezone's order (route, method, credentials,
+//! `Accept`, content type, JSON, then existence, authorization and values; see `api`).
+//!
+//! By default the deprecated token endpoints are not served: their paths answer as on a
+//! Onezone that has removed them (404, or whatever other route they match).
+//! [`World::serve_legacy`] (or [`StandIn::serve_legacy`] while running) makes the stand-in
+//! serve those 15 operations itself, with Onezone 21.02's own semantics (see `legacy`), so
+//! tests can compare the proxy's answers with Onezone's. Each request is recorded before it is
+//! answered, so tests can assert exactly what reached "Onezone".
 //!
 //! Where Onezone would silently ignore a body key (e.g. `usageLimit` on an access token), the
 //! stand-in answers 400 `badData` instead: a proxy should never send one.
@@ -14,6 +21,7 @@
 mod api;
 pub mod demo;
 mod errors;
+mod legacy;
 mod rules;
 mod world;
 
@@ -23,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
+use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -163,7 +171,14 @@ impl StandIn {
             .map(|t| t.to_json())
     }
 
-    /// Changes the world while the stand-in runs, e.g. to grant a privilege mid-test.
+    /// Turns the deprecated token endpoints on or off while the stand-in runs
+    /// ([`World::serve_legacy`]).
+    pub fn serve_legacy(&self, on: bool) {
+        self.shared.world().serve_legacy(on);
+    }
+
+    /// Changes the world while the stand-in runs, e.g. to grant a privilege mid-test
+    /// (`with_world(|w| { w.grant(..); })`: the closure may not return the world itself).
     pub fn with_world<R>(&self, change: impl FnOnce(&mut World) -> R) -> R {
         change(&mut self.shared.world())
     }
@@ -249,11 +264,7 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<B
         body: body.to_vec(),
     });
     if too_large {
-        return response(api::Reply {
-            status: 413,
-            location: None,
-            body: None,
-        });
+        return response(api::Reply::empty(413));
     }
     let reply = api::handle(
         &mut shared.world(),
@@ -269,16 +280,26 @@ async fn respond(shared: &Shared, request: Request<Incoming>) -> Response<Full<B
     response(reply)
 }
 
-/// JSON bodies with an exact `content-length`.
+/// JSON bodies with an exact `content-length`. Every answer allows any origin
+/// (`rest_handler:init/2`); a 204 has the JSON content type cowboy_rest set while negotiating.
 fn response(reply: api::Reply) -> Response<Full<Bytes>> {
-    let mut builder = Response::builder().status(reply.status);
+    let mut builder = Response::builder()
+        .status(reply.status)
+        .header(ACCESS_CONTROL_ALLOW_ORIGIN, "*");
     if let Some(location) = &reply.location {
         builder = builder.header(LOCATION, location);
+    }
+    if let Some(allow) = &reply.allow {
+        builder = builder.header(ALLOW, allow);
     }
     let body = match &reply.body {
         Some(json) => {
             builder = builder.header(CONTENT_TYPE, "application/json");
             Bytes::from(json.to_string())
+        }
+        None if reply.status == 204 => {
+            builder = builder.header(CONTENT_TYPE, "application/json");
+            Bytes::new()
         }
         None => Bytes::new(),
     };
@@ -484,6 +505,125 @@ mod tests {
         );
         assert_eq!(requests[0].header("host"), Some("oz"));
         assert_eq!(requests[1].method, "GET");
+    }
+
+    #[tokio::test]
+    async fn every_answer_allows_any_origin_and_405_says_what_is_allowed() {
+        let standin = StandIn::start(World::demo()).await.unwrap();
+        let base = format!("http://{}{API_PREFIX}", standin.addr());
+        let http = reqwest::Client::new();
+        let named = format!("{base}/user/tokens/named");
+        let created: serde_json::Value = http
+            .post(&named)
+            .header("x-auth-token", BOB_TOKEN)
+            .json(&json!({ "name": "t1" }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let by_id = format!(
+            "{base}/tokens/named/{}",
+            created["tokenId"].as_str().unwrap()
+        );
+        let requests = [
+            (
+                http.get(format!("{base}/user")).bearer_auth(ALICE_TOKEN),
+                200,
+            ),
+            (
+                http.post(&named)
+                    .bearer_auth(ALICE_TOKEN)
+                    .json(&json!({ "name": "t2" })),
+                201,
+            ),
+            (
+                http.post(&named)
+                    .bearer_auth(ALICE_TOKEN)
+                    .header("content-type", "application/json")
+                    .body(" "),
+                400,
+            ),
+            (
+                http.get(format!("{base}/user")).bearer_auth("MDAxnope"),
+                401,
+            ),
+            (
+                http.get(format!("{base}/groups/{GROUP_ID}"))
+                    .bearer_auth(BOB_TOKEN),
+                403,
+            ),
+            (http.get(format!("{base}/nothing")), 404),
+            (http.put(&named).bearer_auth("MDAxnope"), 405),
+            (http.head(&named), 405),
+            (
+                http.get(format!("{base}/user"))
+                    .bearer_auth(ALICE_TOKEN)
+                    .header("accept", "text/html"),
+                406,
+            ),
+            (
+                http.post(&named)
+                    .bearer_auth(ALICE_TOKEN)
+                    .header("content-type", "text/plain")
+                    .body("x"),
+                415,
+            ),
+            (http.get(format!("{base}/%zz")), 400),
+            (http.delete(&by_id).bearer_auth(BOB_TOKEN), 204),
+        ];
+        for (request, status) in requests {
+            let r = request.send().await.unwrap();
+            assert_eq!(r.status(), status);
+            let headers = r.headers().clone();
+            assert_eq!(headers["access-control-allow-origin"], "*", "{status}");
+            match status {
+                405 => {
+                    assert_eq!(headers["allow"], "GET, POST");
+                    assert_eq!(headers["content-length"], "0");
+                    assert!(headers.get("content-type").is_none());
+                }
+                204 => {
+                    assert_eq!(headers["content-type"], "application/json");
+                    assert!(headers.get("content-length").is_none());
+                }
+                _ => assert!(headers.get("allow").is_none(), "{status}"),
+            }
+            let body = r.bytes().await.unwrap();
+            if matches!(status, 204 | 405 | 406 | 415) || (status == 400 && body.is_empty()) {
+                assert!(body.is_empty(), "{status}");
+            } else {
+                assert_eq!(headers["content-type"], "application/json", "{status}");
+                assert_eq!(headers["content-length"], body.len().to_string().as_str());
+                assert!(serde_json::from_slice::<serde_json::Value>(&body).is_ok());
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_legacy_endpoints_can_be_switched_on_while_running() {
+        let standin = StandIn::start(World::demo()).await.unwrap();
+        let url = format!(
+            "http://{}{API_PREFIX}/groups/{GROUP_ID}/users/token",
+            standin.addr()
+        );
+        let http = reqwest::Client::new();
+        let post = || http.post(&url).header("x-auth-token", ALICE_TOKEN).send();
+        assert_eq!(post().await.unwrap().status(), 404);
+        standin.serve_legacy(true);
+        let r = post().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/json");
+        assert_eq!(r.headers()["access-control-allow-origin"], "*");
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert!(body["token"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("MDAx")));
+        standin.with_world(|w| {
+            w.serve_legacy(false);
+        });
+        assert_eq!(post().await.unwrap().status(), 404);
     }
 
     #[tokio::test]

@@ -166,6 +166,9 @@ pub(crate) const INVITE_TYPES: &[InviteType] = &[
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum TokenType {
     Access,
+    /// An access token bound to a (GUI) session: `{"accessToken": {"sessionId": ...}}`. Only
+    /// [`World::add_session_access_token`] makes one; request bodies never may.
+    SessionAccess(String),
     Identity,
     Invite {
         invite: &'static InviteType,
@@ -213,11 +216,17 @@ impl TokenType {
     pub fn to_json(&self) -> Value {
         match self {
             TokenType::Access => json!({ "accessToken": {} }),
+            TokenType::SessionAccess(session) => json!({ "accessToken": { "sessionId": session } }),
             TokenType::Identity => json!({ "identityToken": {} }),
             TokenType::Invite { invite, target } => json!({
                 "inviteToken": { "inviteType": invite.name, invite.target_key: target }
             }),
         }
+    }
+
+    /// An access token, session-bound or not (Onezone's `?ACCESS_TOKEN` record pattern).
+    pub fn is_access(&self) -> bool {
+        matches!(self, TokenType::Access | TokenType::SessionAccess(_))
     }
 
     fn invite(&self) -> Option<&'static InviteType> {

@@ -16,6 +16,9 @@ use sha2::{Digest, Sha256};
 use super::errors::{auth, ApiError};
 use super::rules::{InviteType, NamedRequest, Target, TemporaryRequest, TokenType, TokenUpdate};
 
+/// The id of Onezone's own cluster, present in every world.
+pub(crate) const ONEZONE_CLUSTER: &str = "onezone";
+
 /// The entities users are members of, each with its own privileges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Kind {
@@ -215,6 +218,12 @@ pub struct World {
     named: BTreeMap<String, NamedToken>,
     /// Every token issued, named or temporary, by its serialized form.
     issued: HashMap<String, TokenInfo>,
+    /// The Oneproviders (each also known as the cluster with its id).
+    providers: BTreeSet<String>,
+    /// Whether the deprecated token endpoints are served ([`World::serve_legacy`]).
+    legacy: bool,
+    /// What legacy token names end with instead of 6 random hex digits, when set.
+    legacy_suffix: Option<String>,
 }
 
 impl World {
@@ -228,8 +237,11 @@ impl World {
             entities: BTreeMap::new(),
             named: BTreeMap::new(),
             issued: HashMap::new(),
+            providers: BTreeSet::new(),
+            legacy: false,
+            legacy_suffix: None,
         };
-        world.add_entity(Kind::Cluster, "onezone", "Onezone");
+        world.add_entity(Kind::Cluster, ONEZONE_CLUSTER, "Onezone");
         world
     }
 
@@ -263,6 +275,7 @@ impl World {
     /// has the provider's id (as in Onezone).
     pub fn add_provider(&mut self, id: &str, name: &str, token: &str) -> &mut Self {
         self.add_entity(Kind::Cluster, id, name);
+        self.providers.insert(id.to_string());
         self.fixture_token(Subject::Provider(id.to_string()), token);
         self
     }
@@ -317,6 +330,47 @@ impl World {
             .find(|((_, entity_id), _)| entity_id == id)
             .map(|(_, e)| e.name.as_str())
             .or_else(|| self.users.get(id).map(|u| u.full_name.as_str()))
+    }
+
+    /// Serves the 15 deprecated token endpoints of Onezone 21.02 (off by default: the
+    /// stand-in is then a Onezone that has removed them). See the `legacy` module for what
+    /// they do.
+    pub fn serve_legacy(&mut self, on: bool) -> &mut Self {
+        self.legacy = on;
+        self
+    }
+
+    /// Makes every generated legacy token name end with `suffix` instead of 6 random hex
+    /// digits (`None`: random again), so tests can predict names or force a name clash.
+    pub fn legacy_name_suffix(&mut self, suffix: Option<&str>) -> &mut Self {
+        self.legacy_suffix = suffix.map(str::to_string);
+        self
+    }
+
+    /// Stores a named access token of the user bound to the session `session_id` (type
+    /// `{"accessToken": {"sessionId": ...}}`, as Onezone's GUI creates them); returns its id
+    /// and serialized form. Such a token does not authenticate REST calls here (the stand-in
+    /// has no sessions). Panics if the user does not exist or already has a token `name`.
+    pub fn add_session_access_token(
+        &mut self,
+        user_id: &str,
+        session_id: &str,
+        name: &str,
+    ) -> (String, String) {
+        self.user(user_id);
+        let request = NamedRequest {
+            name: name.to_string(),
+            token_type: TokenType::SessionAccess(session_id.to_string()),
+            caveats: Vec::new(),
+            custom_metadata: json!({}),
+            revoked: false,
+            usage_limit: json!("infinity"),
+            privileges: None,
+        };
+        match self.create_named(Subject::User(user_id.to_string()), request) {
+            Ok(created) => created,
+            Err(_) => panic!("stand-in world: user {user_id} already has a token {name:?}"),
+        }
     }
 
     /// `open` (the default) lets every user issue a Oneprovider registration token for
@@ -393,6 +447,34 @@ impl World {
 
     pub(crate) fn user_exists(&self, id: &str) -> bool {
         self.users.contains_key(id)
+    }
+
+    pub(crate) fn provider_exists(&self, id: &str) -> bool {
+        self.providers.contains(id)
+    }
+
+    pub(crate) fn serves_legacy(&self) -> bool {
+        self.legacy
+    }
+
+    pub(crate) fn legacy_suffix(&self) -> Option<&str> {
+        self.legacy_suffix.as_deref()
+    }
+
+    /// The name of the group, space, cluster or harvester `id` of `kind`.
+    pub(crate) fn name_of(&self, kind: Kind, id: &str) -> Option<&str> {
+        self.entities
+            .get(&(kind, id.to_string()))
+            .map(|e| e.name.as_str())
+    }
+
+    pub(crate) fn full_name(&self, user: &str) -> Option<&str> {
+        self.users.get(user).map(|u| u.full_name.as_str())
+    }
+
+    /// What a serialized token says about itself, if the stand-in issued it.
+    pub(crate) fn decode(&self, serialized: &str) -> Option<&TokenInfo> {
+        self.issued.get(serialized)
     }
 
     pub(crate) fn target_exists(&self, target: Target, id: &str) -> bool {
@@ -485,8 +567,11 @@ impl World {
                 Some(_) => {}
             }
         }
-        if info.token_type != TokenType::Access {
-            return Err(auth::not_an_access_token(info.token_type.to_json()));
+        match &info.token_type {
+            TokenType::Access => {}
+            // Onezone accepts one only while its session lives; the stand-in has none.
+            TokenType::SessionAccess(_) => return Err(auth::token_session_invalid()),
+            other => return Err(auth::not_an_access_token(other.to_json())),
         }
         // Only time caveats are checked; the stand-in cannot judge the others.
         let expired = info
@@ -708,7 +793,7 @@ fn random_id() -> String {
     hex(&rand::random::<[u8; 16]>())
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -868,6 +953,32 @@ mod tests {
         let request = temporary_request(&world, &bob(), &object(caveats), now).unwrap();
         let temporary = world.create_temporary(bob(), request);
         assert_eq!(world.authenticate_token(&temporary, now), Ok(bob()));
+    }
+
+    #[test]
+    fn session_bound_access_tokens_are_named_access_tokens() {
+        let mut world = World::demo();
+        let (id, serialized) = world.add_session_access_token(BOB_ID, "sess-1", "gui session");
+        let token = world.named_token(&id).unwrap().to_json();
+        assert_eq!(
+            token["type"],
+            json!({ "accessToken": { "sessionId": "sess-1" } })
+        );
+        assert_eq!(token["subject"], bob().to_json());
+        assert!(world.named_ids(&bob()).contains(&id));
+        assert_eq!(world.examine(&serialized).unwrap()["type"], token["type"]);
+        // There are no sessions here, so it does not authenticate REST calls.
+        assert_eq!(
+            world.authenticate_token(&serialized, now()).unwrap_err()["id"],
+            "tokenSessionInvalid"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "already has a token")]
+    fn session_token_names_are_unique_too() {
+        let mut world = World::demo();
+        world.add_session_access_token(BOB_ID, "s", "fixture access token");
     }
 
     #[test]
