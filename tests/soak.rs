@@ -113,6 +113,9 @@ async fn one(c: &reqwest::Client, n: usize, pass: &str, legacy: &str) -> Result<
                     "{legacy}{P}/user/clusters/provider_registration_token"
                 ))
                 .header("x-auth-token", ALICE_TOKEN)
+                // Declared JSON, so that it is the decoding that refuses it (400); without the
+                // content type Onezone answers 415 (rest_handler.erl:112-116).
+                .header("content-type", "application/json")
                 .body("not json"),
             )
             .await?;
