@@ -418,3 +418,55 @@ async fn invite_token_names_use_display_names() {
         format!("user invite to group - {GROUP_NAME}")
     );
 }
+
+/// Case 10: a token deleted between the list and its read is left out (Onezone's list is one
+/// read; the proxy's is 1 + N calls, and must still answer a consistent list).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_deleted_while_the_list_is_read_is_left_out() {
+    let pair = Pair::new().await;
+    let mut made = Vec::new();
+    for _ in 0..10 {
+        let (p, _) = pair.both("POST", "/user/client_tokens", &[ALICE], b"");
+        made.push(p.body.unwrap()["token"].as_str().unwrap().to_string());
+    }
+    let gone = &made[3];
+    let examined = common::raw_request(
+        pair.behind.addr(),
+        format!(
+            "POST {P}/tokens/examine HTTP/1.1\r\nHost: zone\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{{\"token\": \"{gone}\"}}",
+            gone.len() + 13
+        )
+        .as_bytes(),
+    );
+    let id = examined.json()["id"].as_str().unwrap().to_string();
+    pair.behind.set_delay(Duration::from_millis(300));
+    let url = pair.proxy.url(&format!("{P}/user/client_tokens"));
+    let list = tokio::spawn(async move {
+        common::client()
+            .get(url)
+            .header("x-auth-token", ALICE_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    });
+    // The list call is answered at 300 ms; the reads of each token come after it.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let addr = pair.behind.addr();
+    let delete = tokio::task::spawn_blocking(move || {
+        common::raw_request(
+            addr,
+            format!("DELETE {P}/tokens/named/{id} HTTP/1.1\r\nHost: zone\r\nX-Auth-Token: {ALICE_TOKEN}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .status
+    });
+    let listed = list.await.unwrap();
+    assert_eq!(delete.await.unwrap(), 204);
+    let tokens = listed["tokens"].as_array().unwrap();
+    assert!(!tokens.contains(&Value::String(gone.clone())), "{listed}");
+    for t in made.iter().filter(|t| *t != gone) {
+        assert!(tokens.contains(&Value::String(t.clone())), "{t} is listed");
+    }
+}
