@@ -40,10 +40,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-fixture() { sed -n "s/^pub const $1: &str = \"\(.*\)\";/\1/p" "$root/src/standin/demo.rs"; }
-TOKEN=$(fixture ALICE_TOKEN)
-GROUP=$(fixture GROUP_ID)
-PREFIX=/api/v3/onezone
+fixture_json=$("$UP_BIN" --fixture)
+fixture() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$fixture_json" "$1"; }
+TOKEN=$(fixture alice_token)
+GROUP=$(fixture group_id)
+PREFIX=$(fixture api_prefix)
 
 "$UP_BIN" 127.0.0.1:0 --threads 1 --standin >"$tmp/up.out" 2>"$tmp/up.log" &
 pids+=($!)

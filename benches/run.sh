@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# Lists of pids (procs, started) are split into words on purpose throughout.
+# shellcheck disable=SC2046,SC2206
 # Benchmark of onezone-migration-proxy against a direct path and nginx; see benches/README.md.
 #
 #   benches/run.sh             full run (~10-15 min), writes benches/RESULTS.md
@@ -156,15 +158,16 @@ PROXY_BIN=$target_dir/release/onezone-migration-proxy
 UP_BIN=$target_dir/release/examples/bench_upstream
 [[ -x $PROXY_BIN && -x $UP_BIN ]] || die "build products not found under $target_dir/release"
 
-# The stand-in's fixture (alice and her group), read from the source so they cannot drift.
-fixture() { sed -n "s/^pub const $1: &str = \"\(.*\)\";/\1/p" "$root/src/standin/demo.rs"; }
+# The stand-in's fixture (alice and her group), as the stand-in itself states it.
+fixture_json=$("$UP_BIN" --fixture) || die "bench_upstream --fixture failed"
+fixture() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$fixture_json" "$1"; }
 export BENCH_TOKEN BENCH_GROUP_ID BENCH_PREFIX
 # (BENCH_TOKEN may be set to check that failing runs fail the script: a wrong token gets 401.)
-BENCH_TOKEN=${BENCH_TOKEN:-$(fixture ALICE_TOKEN)}
-BENCH_GROUP_ID=$(fixture GROUP_ID)
-BENCH_PREFIX=$(sed -n 's/^pub const API_PREFIX: &str = "\(.*\)";/\1/p' "$root/src/standin/mod.rs")
+BENCH_TOKEN=${BENCH_TOKEN:-$(fixture alice_token)}
+BENCH_GROUP_ID=$(fixture group_id)
+BENCH_PREFIX=$(fixture api_prefix)
 [[ -n $BENCH_TOKEN && -n $BENCH_GROUP_ID && -n $BENCH_PREFIX ]] ||
-    die "cannot read ALICE_TOKEN / GROUP_ID / API_PREFIX from src/standin"
+    die "cannot read alice_token / group_id / api_prefix from bench_upstream --fixture"
 
 # ---------------------------------------------------------------------------------------------
 # Processes
@@ -227,8 +230,8 @@ free_port() {
 
 # wait_for CHECK...: retry CHECK for up to 20 s.
 wait_for() {
-    local i
-    for i in $(seq 200); do
+    local _
+    for _ in $(seq 200); do
         "$@" >/dev/null 2>&1 && return 0
         sleep 0.1
     done
@@ -409,6 +412,8 @@ wrk_run() {
     t1=$(cpu_ticks $ps)
     line=$(grep '^BENCH ' "$tmp/wrk.out" || true)
     local requests=0 duration_us=1 bytes=0 connect=0 read=0 write=0 status=0 timeout=0 non2xx=0
+    # max_us is set by the BENCH line too (printf -v below), and read by nothing yet.
+    # shellcheck disable=SC2034
     local p50_us=0 p99_us=0 p999_us=0 max_us=0 kv
     for kv in ${line#BENCH }; do printf -v "${kv%%=*}" %s "${kv#*=}"; done
     # wrk counts statuses >= 400; the scripts that check for 2xx count those too: take the larger.

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! bench_upstream [ADDR] [--threads N] [--standin [ADDR]] [--standin-reset-ms MS]
+//! bench_upstream --fixture
 //! bench_upstream --idle-clients N --target ADDR [--path PATH] [--hold SECS]
 //! ```
 //!
@@ -18,6 +19,9 @@
 //! `--standin-reset-ms` (default 200 ms) and the recorded requests are dropped. The fixture's
 //! credentials (`ALICE_TOKEN`, ...) survive a reset.
 //!
+//! `--fixture` prints the stand-in's demo fixture (its API prefix, credentials and ids) as one
+//! JSON object and exits: the benchmark scripts read it from here, not from source code.
+//!
 //! Idle-client mode opens N keep-alive connections to `--target` one after the other, sends one
 //! `GET PATH` on each and reads the answer, prints `ready N`, keeps them all open and idle for
 //! `--hold` seconds (default 10), then prints `closed K` (connections the server closed in the
@@ -25,6 +29,8 @@
 //!
 //! No logging, nothing per request but the answer: the benchmark measures what is in front of
 //! this server, not the server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -41,7 +47,7 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use onezone_migration_proxy::standin::{StandIn, World};
+use onezone_standin::{StandIn, World};
 
 const TINY: &[u8] = b"0123456789";
 const ONE_MIB: usize = 1 << 20;
@@ -104,6 +110,10 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("--fixture") {
+        println!("{}", onezone_standin::demo::fixture_json());
+        return ExitCode::SUCCESS;
+    }
     let args = match parse_args() {
         Ok(a) => a,
         Err(e) => {

@@ -11,13 +11,13 @@ use crate::legacy::Legacy;
 use crate::lifecycle::Lifecycle;
 use crate::onezone::client::{Call, Forwarded};
 
-pub struct Admin {
+pub(crate) struct Admin {
     legacy: Arc<Legacy>,
     life: Arc<Lifecycle>,
 }
 
 impl Admin {
-    pub fn new(legacy: Arc<Legacy>, life: Arc<Lifecycle>) -> Admin {
+    pub(crate) fn new(legacy: Arc<Legacy>, life: Arc<Lifecycle>) -> Admin {
         Admin { legacy, life }
     }
 

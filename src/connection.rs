@@ -34,18 +34,18 @@ tokio::task_local! {
 }
 
 /// Called by the proxy as soon as a request head is complete (outside this loop, a no-op).
-pub fn head_read() {
+pub(crate) fn head_read() {
     let _ = HEAD_READ.try_with(|h| h.store(true, Ordering::Relaxed));
 }
 
 /// Client connection limits, from `[limits]`.
 #[derive(Debug, Clone, Copy)]
-pub struct ConnectionLimits {
+pub(crate) struct ConnectionLimits {
     pub keepalive_timeout: Duration,
     pub header_timeout: Duration,
 }
 
-pub struct Connections {
+pub(crate) struct Connections {
     proxy: Arc<HttpProxy<MigrationProxy>>,
     life: Arc<Lifecycle>,
     limits: ConnectionLimits,
@@ -60,7 +60,7 @@ enum Wait {
 }
 
 impl Connections {
-    pub fn new(
+    pub(crate) fn new(
         proxy: HttpProxy<MigrationProxy>,
         life: Arc<Lifecycle>,
         limits: ConnectionLimits,

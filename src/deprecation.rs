@@ -5,13 +5,13 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::migration::Policy;
 
-pub const DEPRECATION: &str = "deprecation";
-pub const SUNSET: &str = "sunset";
-pub const LINK: &str = "link";
+pub(crate) const DEPRECATION: &str = "deprecation";
+pub(crate) const SUNSET: &str = "sunset";
+pub(crate) const LINK: &str = "link";
 
 /// The header values for one answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Headers {
+pub(crate) struct Headers {
     /// A Structured Field date, `@<unix seconds>`.
     pub deprecation: String,
     /// An IMF-fixdate in GMT.
@@ -28,7 +28,7 @@ fn unix_seconds(t: SystemTime) -> i64 {
 }
 
 /// `successor`: the absolute URL of the replacement operation, when there is one.
-pub fn headers(policy: &Policy, successor: Option<&str>) -> Headers {
+pub(crate) fn headers(policy: &Policy, successor: Option<&str>) -> Headers {
     let mut links = vec![format!(
         "<{}>; rel=\"deprecation\"; type=\"text/html\"",
         policy.docs_url
@@ -47,7 +47,7 @@ pub fn headers(policy: &Policy, successor: Option<&str>) -> Headers {
 }
 
 /// The absolute URL of a successor path: `base` is the public Onezone URL (no trailing `/`).
-pub fn successor_url(base: &str, prefix: &str, path: &str) -> String {
+pub(crate) fn successor_url(base: &str, prefix: &str, path: &str) -> String {
     format!("{}{prefix}{path}", base.trim_end_matches('/'))
 }
 

@@ -7,18 +7,18 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
-pub const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
+pub(crate) const X_FORWARDED_FOR: &str = "x-forwarded-for";
+pub(crate) const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 
 /// The forwarding header values to send upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ForwardingHeaders {
+pub(crate) struct ForwardingHeaders {
     pub forwarded_for: String,
     /// `http` or `https`.
     pub forwarded_proto: &'static str,
 }
 
-pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
+pub(crate) fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
     let peer = match peer {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
         v4 => v4,
@@ -27,7 +27,7 @@ pub fn is_trusted(peer: IpAddr, trusted: &[IpNet]) -> bool {
 }
 
 /// `existing_for` / `existing_proto` are the client's headers (all lines joined with ", ").
-pub fn forwarding_headers(
+pub(crate) fn forwarding_headers(
     peer: Option<IpAddr>,
     tls: bool,
     existing_for: Option<&str>,

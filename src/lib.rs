@@ -3,22 +3,21 @@
 //! migrate, and passes every other call through untouched.
 #![forbid(unsafe_code)]
 
-pub mod admin;
+pub(crate) mod admin;
 pub mod config;
-pub mod connection;
-pub mod deprecation;
-pub mod forwarding;
+pub(crate) mod connection;
+pub(crate) mod deprecation;
+pub(crate) mod forwarding;
 pub mod hardening;
 pub mod legacy;
-pub mod lifecycle;
+pub(crate) mod lifecycle;
 pub mod logs;
-pub mod metrics;
-pub mod migration;
+pub(crate) mod metrics;
+pub(crate) mod migration;
 pub mod onezone;
-pub mod proxy;
-pub mod reload;
+pub(crate) mod proxy;
+pub(crate) mod reload;
 pub mod routes;
 pub mod server;
-pub mod standin;
-pub mod tls;
-pub mod upstream;
+pub(crate) mod tls;
+pub(crate) mod upstream;

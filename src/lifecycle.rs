@@ -23,7 +23,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::watch;
 
 /// Shared by the connection loop, the proxy, the admin listener and the signal handler.
-pub struct Lifecycle {
+pub(crate) struct Lifecycle {
     drain: watch::Sender<bool>,
     listening: AtomicBool,
     /// Connections with a request (or an HTTP/2 connection) in progress.
@@ -41,35 +41,35 @@ impl Default for Lifecycle {
 }
 
 impl Lifecycle {
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         *self.drain.borrow()
     }
 
     /// Flips to `true` when the drain begins; Pingora reads it as its shutdown watch.
-    pub fn drain_watch(&self) -> watch::Receiver<bool> {
+    pub(crate) fn drain_watch(&self) -> watch::Receiver<bool> {
         self.drain.subscribe()
     }
 
-    pub fn begin_drain(&self) {
+    pub(crate) fn begin_drain(&self) {
         self.drain.send_replace(true);
     }
 
-    pub fn is_listening(&self) -> bool {
+    pub(crate) fn is_listening(&self) -> bool {
         self.listening.load(Ordering::Acquire)
     }
 
-    pub fn busy_count(&self) -> usize {
+    pub(crate) fn busy_count(&self) -> usize {
         self.busy.load(Ordering::Acquire)
     }
 
     /// Marks a connection busy until the guard is dropped.
-    pub fn busy(self: &Arc<Self>) -> Busy {
+    pub(crate) fn busy(self: &Arc<Self>) -> Busy {
         self.busy.fetch_add(1, Ordering::AcqRel);
         Busy(self.clone())
     }
 }
 
-pub struct Busy(Arc<Lifecycle>);
+pub(crate) struct Busy(Arc<Lifecycle>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
@@ -79,14 +79,14 @@ impl Drop for Busy {
 
 /// The drain timings, from `[server]`.
 #[derive(Debug, Clone, Copy)]
-pub struct Drain {
+pub(crate) struct Drain {
     pub delay: Duration,
     pub grace: Duration,
 }
 
 /// Pingora's signal handling with the drain in front of it: `SIGTERM` drains, `SIGINT` exits at
 /// once, `SIGQUIT` hands the listeners to a new process (Pingora's upgrade).
-pub struct Signals {
+pub(crate) struct Signals {
     pub life: Arc<Lifecycle>,
     pub drain: Drain,
 }
@@ -152,7 +152,7 @@ fn exit_when_idle(life: Arc<Lifecycle>, grace: Duration) {
 /// Until every listener accepts a connection, a panic is a failed start: one line, exit 1.
 /// (Pingora builds its listeners in a service thread and panics there when one cannot be
 /// built, which would otherwise leave a process running that serves nothing.)
-pub fn watch_start(life: Arc<Lifecycle>, listeners: Vec<std::net::SocketAddr>) {
+pub(crate) fn watch_start(life: Arc<Lifecycle>, listeners: Vec<std::net::SocketAddr>) {
     let default_hook = std::panic::take_hook();
     let hook_life = life.clone();
     std::panic::set_hook(Box::new(move |info| {

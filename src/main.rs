@@ -9,7 +9,7 @@ use onezone_migration_proxy::config::{
     ConfigError, FileConfig, Overrides, Settings, DEFAULT_CONFIG,
 };
 use onezone_migration_proxy::server::ConfigSource;
-use onezone_migration_proxy::{routes, server, standin};
+use onezone_migration_proxy::{routes, server};
 
 /// A reverse proxy for Onedata's Onezone that keeps clients of the deprecated token endpoints
 /// working by serving them through the tokens API, and passes every other call through.
@@ -43,6 +43,7 @@ enum Command {
     },
     /// Run an embedded Onezone stand-in on loopback with the proxy in front of it, and print
     /// curl commands to try. Ctrl-C stops both.
+    #[cfg(feature = "demo")]
     Demo,
     /// List the deprecated endpoints the proxy serves.
     Routes,
@@ -82,6 +83,7 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::CheckConfig { file }) => check_config(&cli, file),
         Some(Command::Routes) => print_quietly(&routes_table()),
+        #[cfg(feature = "demo")]
         Some(Command::Demo) => demo(&cli),
         Some(Command::Run) | None => run(&cli),
     }
@@ -184,42 +186,14 @@ fn routes_table() -> String {
     out
 }
 
+/// The demo: the stand-in (crates/onezone-standin) on loopback, the proxy in front of it.
+#[cfg(feature = "demo")]
 fn demo(cli: &Cli) -> ExitCode {
-    // The stand-in runs on its own runtime thread; Pingora owns the main thread.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let rt = match tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            Ok(rt) => rt,
-            Err(e) => {
-                let _ = tx.send(Err(e));
-                return;
-            }
-        };
-        rt.block_on(async move {
-            match standin::StandIn::start(standin::World::demo()).await {
-                Ok(s) => {
-                    let _ = tx.send(Ok(s.addr()));
-                    // Keep the stand-in serving until the process exits.
-                    let _serving = s;
-                    std::future::pending::<()>().await
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                }
-            }
-        });
-    });
-    let standin_addr = match rx.recv() {
-        Ok(Ok(addr)) => addr,
-        Ok(Err(e)) => {
+    use onezone_standin::demo;
+    let standin_addr = match demo::spawn() {
+        Ok(addr) => addr,
+        Err(e) => {
             eprintln!("error: cannot start the Onezone stand-in: {e}");
-            return ExitCode::FAILURE;
-        }
-        Err(_) => {
-            eprintln!("error: the Onezone stand-in did not start");
             return ExitCode::FAILURE;
         }
     };
@@ -249,7 +223,7 @@ fn demo(cli: &Cli) -> ExitCode {
         .metrics
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let text = demo_text(
+    let text = demo::curl_commands(
         &proxy,
         &metrics,
         &standin_addr.to_string(),
@@ -257,42 +231,4 @@ fn demo(cli: &Cli) -> ExitCode {
     );
     let _ = print_quietly(&format!("{text}\n"));
     start(settings, source)
-}
-
-fn demo_text(proxy: &str, metrics: &str, standin: &str, prefix: &str) -> String {
-    use standin::demo::*;
-    let base = format!("http://{proxy}{prefix}");
-    format!(
-        r#"
-Onezone stand-in on http://{standin}, onezone-migration-proxy on http://{proxy}
-(metrics and health on http://{metrics}). Try, in another terminal:
-
-# An ordinary call, passed through untouched:
-curl -s {base}/configuration
-
-# A legacy group invite, served through the tokens API (200 {{"token": ...}}):
-curl -s -X POST -H 'X-Auth-Token: {ALICE_TOKEN}' {base}/groups/{GROUP_ID}/users/token
-
-# The same as a user without the privilege (403 forbidden), and with no credential (401):
-curl -s -X POST -H 'X-Auth-Token: {BOB_TOKEN}' {base}/groups/{GROUP_ID}/users/token
-curl -s -X POST {base}/groups/{GROUP_ID}/users/token
-
-# A Oneprovider inviting a user to its own cluster:
-curl -s -X POST -H 'X-Auth-Token: {PROVIDER_TOKEN}' {base}/clusters/{CLUSTER_ID}/users/token
-
-# Legacy client tokens: create one (Basic auth), list them:
-curl -s -X POST -u {user}:{password} {base}/user/client_tokens
-curl -s -H 'X-Auth-Token: {ALICE_TOKEN}' {base}/user/client_tokens
-
-# What the tokens API holds now:
-curl -s -H 'X-Auth-Token: {ALICE_TOKEN}' {base}/user/tokens/named
-
-# Health:
-curl -s http://{metrics}/readyz
-
-Ctrl-C stops the demo.
-"#,
-        user = ALICE_BASIC.0,
-        password = ALICE_BASIC.1,
-    )
 }

@@ -12,7 +12,7 @@ use prometheus::{
 };
 
 /// OpenTelemetry's advised buckets for `http.server.request.duration`, in seconds.
-pub const OTEL_BUCKETS: [f64; 14] = [
+pub(crate) const OTEL_BUCKETS: [f64; 14] = [
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
 
@@ -21,7 +21,7 @@ const CALL_BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
 ];
 
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     /// Deprecated operations: `route`, `mode`, `outcome`, `status_class`, `client`.
     pub legacy_requests: IntCounterVec,
@@ -157,7 +157,7 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> Vec<u8> {
+    pub(crate) fn render(&self) -> Vec<u8> {
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
             tracing::warn!(error = %e, "cannot encode metrics");
@@ -167,13 +167,13 @@ impl Metrics {
 }
 
 /// The process-wide metrics.
-pub fn metrics() -> &'static Metrics {
+pub(crate) fn metrics() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
     METRICS.get_or_init(Metrics::new)
 }
 
 /// `2xx` .. `5xx`, or `none` when no answer was sent.
-pub fn status_class(status: u16) -> &'static str {
+pub(crate) fn status_class(status: u16) -> &'static str {
     match status {
         100..=199 => "1xx",
         200..=299 => "2xx",
@@ -185,7 +185,7 @@ pub fn status_class(status: u16) -> &'static str {
 }
 
 /// The method as a bounded label: standard methods as they are, anything else `_OTHER`.
-pub fn method_label(method: &str) -> &'static str {
+pub(crate) fn method_label(method: &str) -> &'static str {
     match method {
         "GET" => "GET",
         "HEAD" => "HEAD",
@@ -202,7 +202,7 @@ pub fn method_label(method: &str) -> &'static str {
 
 /// The `client` label: the product token of the header (`curl` of `curl/8.1`), when it is on
 /// the allow-list (matched without case, labelled as listed), else `other`.
-pub fn client_label<'a>(header: Option<&str>, allowed: &'a [String]) -> &'a str {
+pub(crate) fn client_label<'a>(header: Option<&str>, allowed: &'a [String]) -> &'a str {
     let product = header
         .and_then(|h| h.split_whitespace().next())
         .map(|p| p.split('/').next().unwrap_or(p));

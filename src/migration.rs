@@ -76,7 +76,7 @@ impl Policies {
 
 /// Why a legacy call is answered 410.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Rejection {
+pub(crate) enum Rejection {
     /// `mode = "reject"`.
     Retired,
     /// Inside a brownout window.
@@ -87,7 +87,7 @@ pub enum Rejection {
 
 /// What the proxy does with one legacy call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     Rewrite,
     Passthrough,
     Reject(Rejection),
@@ -95,7 +95,7 @@ pub enum Action {
 
 impl Action {
     /// A short label for logs and metrics.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             Action::Rewrite => "rewrite",
             Action::Passthrough => "passthrough",
@@ -108,7 +108,7 @@ impl Action {
 
 /// The caller's rollout bucket, 0-99, from a digest of its credential (never the credential),
 /// so one client always lands on the same side.
-pub fn bucket(digest: &[u8; 32]) -> u8 {
+pub(crate) fn bucket(digest: &[u8; 32]) -> u8 {
     let n = u64::from_be_bytes([
         digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
     ]);
@@ -117,7 +117,7 @@ pub fn bucket(digest: &[u8; 32]) -> u8 {
 
 /// Decides what to do with a legacy call at `now` for a caller in `bucket`.
 /// `rewritable`: the route has a rewrite (annotate-only routes do not).
-pub fn decide(policy: &Policy, rewritable: bool, now: SystemTime, bucket: u8) -> Action {
+pub(crate) fn decide(policy: &Policy, rewritable: bool, now: SystemTime, bucket: u8) -> Action {
     let past_sunset = policy.sunset.is_some_and(|s| now >= s);
     if past_sunset && policy.after_sunset == AfterSunset::Reject {
         return Action::Reject(Rejection::Sunset);
@@ -135,25 +135,25 @@ pub fn decide(policy: &Policy, rewritable: bool, now: SystemTime, bucket: u8) ->
 }
 
 /// The live policies: swapped whole on reload; a request keeps the `Arc` it started with.
-pub struct Live {
+pub(crate) struct Live {
     current: RwLock<Arc<Policies>>,
 }
 
 impl Live {
-    pub fn new(policies: Policies) -> Live {
+    pub(crate) fn new(policies: Policies) -> Live {
         Live {
             current: RwLock::new(Arc::new(policies)),
         }
     }
 
-    pub fn current(&self) -> Arc<Policies> {
+    pub(crate) fn current(&self) -> Arc<Policies> {
         self.current
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
-    pub fn replace(&self, policies: Policies) {
+    pub(crate) fn replace(&self, policies: Policies) {
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(policies);
     }
 }

@@ -42,7 +42,7 @@ use crate::routes::{Handler, Match, Matcher};
 /// How long an oversized body is read and discarded after its 413.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
 
-pub struct MigrationProxy {
+pub(crate) struct MigrationProxy {
     settings: Arc<Settings>,
     peer: HttpPeer,
     /// The peer for upgrade requests (WebSocket): its reads wait `limits.tunnel_idle_timeout`.
@@ -54,7 +54,7 @@ pub struct MigrationProxy {
 }
 
 /// The record of one request, filled in as it goes through the phases.
-pub struct Ctx {
+pub(crate) struct Ctx {
     start: Instant,
     /// The legacy operation served, or `None` for pass-through.
     operation: Option<&'static str>,
@@ -78,7 +78,7 @@ pub struct Ctx {
 }
 
 impl MigrationProxy {
-    pub fn new(
+    pub(crate) fn new(
         settings: Arc<Settings>,
         peer: HttpPeer,
         legacy: Arc<Legacy>,

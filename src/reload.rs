@@ -19,7 +19,7 @@ use crate::migration::Live;
 
 /// The outcome of one reload attempt.
 #[derive(Debug, PartialEq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Applied {
         /// Top-level sections that changed but need a restart.
         restart_needed: Vec<&'static str>,
@@ -27,7 +27,7 @@ pub enum Outcome {
     Refused(String),
 }
 
-pub struct Reloader {
+pub(crate) struct Reloader {
     path: Option<PathBuf>,
     overrides: Overrides,
     /// The config the process started with: what the non-live sections are compared against.
@@ -38,7 +38,7 @@ pub struct Reloader {
 }
 
 /// The sections that differ between two configs, except the live ones.
-pub fn restart_sections(old: &FileConfig, new: &FileConfig) -> Vec<&'static str> {
+pub(crate) fn restart_sections(old: &FileConfig, new: &FileConfig) -> Vec<&'static str> {
     let mut changed = Vec::new();
     if old.listen != new.listen {
         changed.push("listen");
@@ -71,7 +71,7 @@ pub fn restart_sections(old: &FileConfig, new: &FileConfig) -> Vec<&'static str>
 }
 
 impl Reloader {
-    pub fn new(
+    pub(crate) fn new(
         path: Option<PathBuf>,
         overrides: Overrides,
         started: FileConfig,
@@ -90,7 +90,7 @@ impl Reloader {
     }
 
     /// Reads, validates and applies the config file once.
-    pub fn reload(&self) -> Outcome {
+    pub(crate) fn reload(&self) -> Outcome {
         let Some(path) = &self.path else {
             return Outcome::Refused("running on the built-in config: no file to reload".into());
         };

@@ -8,7 +8,7 @@ use pingora::tls::{CryptoProvider, RootCertStore};
 
 /// Parses a listener's certificate chain and key and checks that the key is the certificate's.
 /// The error names the file it is about (`"cert"` or `"key"`) and the reason.
-pub fn check_cert_and_key(cert: &Path, key: &Path) -> Result<(), (&'static str, String)> {
+pub(crate) fn check_cert_and_key(cert: &Path, key: &Path) -> Result<(), (&'static str, String)> {
     let (cert_s, key_s) = (cert.display().to_string(), key.display().to_string());
     let parsed = pingora::tls::load_certs_and_key_files(&cert_s, &key_s)
         .map_err(|e| ("cert", format!("cannot read {cert_s} or {key_s}: {e}")))?;
@@ -41,7 +41,7 @@ pub fn check_cert_and_key(cert: &Path, key: &Path) -> Result<(), (&'static str, 
 }
 
 /// Parses `upstream.ca_file`: at least one certificate, every PEM item a certificate.
-pub fn check_ca_file(path: &Path) -> Result<(), String> {
+pub(crate) fn check_ca_file(path: &Path) -> Result<(), String> {
     let mut store = RootCertStore::empty();
     pingora::tls::load_ca_file_into_store(path, &mut store)
         .map_err(|e| format!("{}: {e}", path.display()))?;
@@ -52,7 +52,7 @@ pub fn check_ca_file(path: &Path) -> Result<(), String> {
 }
 
 /// What to do about a TLS failure with the upstream, when rustls's reason has a known fix.
-pub fn upstream_hint(error: &str) -> Option<&'static str> {
+pub(crate) fn upstream_hint(error: &str) -> Option<&'static str> {
     error.contains("CaUsedAsEndEntity").then_some(
         "Onezone's certificate is a CA certificate (basicConstraints CA:TRUE, which \
          `openssl req -x509` sets by default), and rustls refuses a CA as a server's own \

@@ -8,7 +8,7 @@ use pingora::upstreams::peer::HttpPeer;
 use crate::config::{HostPolicy, Upstream};
 
 /// Builds the peer for the resolved upstream address.
-pub fn peer(up: &Upstream, addr: SocketAddr) -> HttpPeer {
+pub(crate) fn peer(up: &Upstream, addr: SocketAddr) -> HttpPeer {
     let mut peer = HttpPeer::new(addr, up.tls, up.sni.clone());
     let o = &mut peer.options;
     o.connection_timeout = Some(up.connect_timeout);
@@ -24,7 +24,7 @@ pub fn peer(up: &Upstream, addr: SocketAddr) -> HttpPeer {
 }
 
 /// The `Host` value the upstream should see, or `None` to keep the client's.
-pub fn host_override(up: &Upstream) -> Option<&str> {
+pub(crate) fn host_override(up: &Upstream) -> Option<&str> {
     match up.host_header {
         HostPolicy::Client => None,
         HostPolicy::Upstream => Some(&up.authority),

@@ -1,5 +1,7 @@
 //! The command line: `check-config`, `--version`, `--help`, `routes`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::process::Command;

@@ -6,6 +6,8 @@
 //! Without the specs these tests print a SKIPPED line and pass; set `ONEZONE_API_SPECS` to the
 //! directory holding `onezone-21.02.7.json` and `onezone-19.02.5.json` to use another copy.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::cell::RefCell;
@@ -14,7 +16,7 @@ use std::path::PathBuf;
 
 use common::Proxy;
 use onezone_migration_proxy::routes::{Handler, ROUTES};
-use onezone_migration_proxy::standin::{demo::*, StandIn, World};
+use onezone_standin::{demo::*, StandIn, World};
 use serde_json::{json, Value};
 
 const P: &str = "/api/v3/onezone";

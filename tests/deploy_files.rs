@@ -1,6 +1,8 @@
 //! The dashboard and the alert rules are built on metrics the proxy really exports: every
 //! metric name they query appears in `/metrics` after a scripted mix of calls.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeSet;
@@ -8,7 +10,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::{client, raw_request, Proxy};
-use onezone_migration_proxy::standin::{demo::*, StandIn, World};
+use onezone_standin::{demo::*, StandIn, World};
 
 const P: &str = "/api/v3/onezone";
 

@@ -1,6 +1,8 @@
 //! Deprecation signalling and migration controls over real sockets: the RFC 9745 / 8594 / 8288
 //! headers, each mode, brownouts, sunset, rollout, and live reload.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::upstream::TestUpstream;
 use common::{client, Proxy};
-use onezone_migration_proxy::standin::{demo::*, StandIn, World};
+use onezone_standin::{demo::*, StandIn, World};
 use reqwest::header::HeaderMap;
 
 const P: &str = "/api/v3/onezone";

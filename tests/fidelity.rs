@@ -7,12 +7,14 @@
 //! The stand-in is an independent model of Onezone (it shares no code with the proxy); the
 //! rules are cited there and in the proxy where each is implemented.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::Duration;
 
 use common::Proxy;
-use onezone_migration_proxy::standin::{demo::*, StandIn, World};
+use onezone_standin::{demo::*, StandIn, World};
 use serde_json::Value;
 
 const P: &str = "/api/v3/onezone";

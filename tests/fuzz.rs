@@ -5,6 +5,8 @@
 //! The default run tries proptest's default number of cases; CI runs a longer bounded pass with
 //! `PROPTEST_CASES` set (see `.ci/run`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use onezone_migration_proxy::config::FileConfig;
 use onezone_migration_proxy::hardening::{check_head, Limits};
 use onezone_migration_proxy::legacy::legacy_error;

@@ -1,6 +1,8 @@
 //! Adversarial input and upstream faults, over real sockets: nothing smuggled, nothing mangled,
 //! no panic, no hang.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::{Read, Write};
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::faults::{Fault, FaultServer};
 use common::upstream::TestUpstream;
 use common::{client, raw_request, Proxy};
-use onezone_migration_proxy::standin::{demo::*, StandIn, World};
+use onezone_standin::{demo::*, StandIn, World};
 
 const P: &str = "/api/v3/onezone";
 

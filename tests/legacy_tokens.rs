@@ -2,12 +2,14 @@
 //! Onezone stand-in (which serves only the tokens API and enforces its rules). Each test checks
 //! the legacy answer and the exact calls Onezone received.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::Proxy;
-use onezone_migration_proxy::standin::{demo::*, StandIn, World};
+use onezone_standin::{demo::*, StandIn, World};
 use serde_json::{json, Value};
 
 const P: &str = "/api/v3/onezone";

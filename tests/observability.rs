@@ -1,5 +1,7 @@
 //! Metrics, logs, health and shutdown, observed from outside the real proxy process.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::BTreeMap;
@@ -7,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::upstream::TestUpstream;
 use common::{client, raw_request, Proxy};
-use onezone_migration_proxy::standin::{demo::*, StandIn, World};
+use onezone_standin::{demo::*, StandIn, World};
 
 const P: &str = "/api/v3/onezone";
 

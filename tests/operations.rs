@@ -2,6 +2,8 @@
 //! loudly, a drain that loses nothing, bounded resources, and logs that say what happened.
 //! Every test runs the real binary on loopback and ends by itself within seconds.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::{Read, Write};
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::upstream::TestUpstream;
 use common::{client, fixture, free_port, raw_request, scratch_dir, Proxy};
 use futures_util::{SinkExt, StreamExt};
-use onezone_migration_proxy::standin::{demo::*, StandIn, World};
+use onezone_standin::{demo::*, StandIn, World};
 
 const P: &str = "/api/v3/onezone";
 

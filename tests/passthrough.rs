@@ -1,6 +1,8 @@
 //! Pass-through fidelity: every call that is not a legacy endpoint reaches Onezone as the client
 //! sent it, and Onezone's answer comes back unchanged, streamed.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::time::{Duration, Instant};

@@ -8,6 +8,8 @@
 //! sizes (checksummed both ways), one in front of the Onezone stand-in for every legacy
 //! endpoint and their error paths. Eight workers keep a steady closed-loop load.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,7 +18,7 @@ use std::time::Instant;
 
 use common::upstream::{hex, TestUpstream};
 use common::{client, pattern_byte, Proxy};
-use onezone_migration_proxy::standin::{demo::*, StandIn, World};
+use onezone_standin::{demo::*, StandIn, World};
 use sha2::{Digest, Sha256};
 
 const P: &str = "/api/v3/onezone";

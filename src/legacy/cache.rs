@@ -6,14 +6,14 @@ use std::hash::Hash;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub struct TtlMap<K, V> {
+pub(super) struct TtlMap<K, V> {
     ttl: Duration,
     capacity: usize,
     entries: Mutex<HashMap<K, (V, Instant)>>,
 }
 
 impl<K: Eq + Hash, V: Clone> TtlMap<K, V> {
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
+    pub(super) fn new(ttl: Duration, capacity: usize) -> Self {
         TtlMap {
             ttl,
             capacity,
@@ -21,7 +21,7 @@ impl<K: Eq + Hash, V: Clone> TtlMap<K, V> {
         }
     }
 
-    pub fn get(&self, key: &K, now: Instant) -> Option<V> {
+    pub(super) fn get(&self, key: &K, now: Instant) -> Option<V> {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         entries
             .get(key)
@@ -29,7 +29,7 @@ impl<K: Eq + Hash, V: Clone> TtlMap<K, V> {
             .map(|(v, _)| v.clone())
     }
 
-    pub fn put(&self, key: K, value: V, now: Instant) {
+    pub(super) fn put(&self, key: K, value: V, now: Instant) {
         if self.capacity == 0 {
             return;
         }
@@ -44,11 +44,11 @@ impl<K: Eq + Hash, V: Clone> TtlMap<K, V> {
         entries.insert(key, (value, now));
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }

@@ -159,7 +159,7 @@ impl CallerCache {
 }
 
 /// Reads the subject from a `POST /tokens/examine` answer.
-pub fn subject_from_examine(body: &serde_json::Value) -> Subject {
+pub(super) fn subject_from_examine(body: &serde_json::Value) -> Subject {
     let subject = &body["subject"];
     match (subject["type"].as_str(), subject["id"].as_str()) {
         (Some("user"), Some(id)) => Subject::User(id.to_string()),

@@ -15,10 +15,10 @@ use crate::onezone::error::OnezoneError;
 use crate::routes::serialized_token;
 
 /// Client tokens are valid for one year, as Onezone's legacy code makes them.
-pub const CLIENT_TOKEN_TTL_SECS: u64 = 31_536_000;
+pub(super) const CLIENT_TOKEN_TTL_SECS: u64 = 31_536_000;
 
 /// The `POST /user/tokens/named` body for a legacy client token.
-pub fn request_body(now: SystemTime, suffix: &str) -> Value {
+pub(super) fn request_body(now: SystemTime, suffix: &str) -> Value {
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     json!({
         "name": client_token_name(now, suffix),
@@ -30,7 +30,7 @@ pub fn request_body(now: SystemTime, suffix: &str) -> Value {
 /// Whether a NamedToken is one the legacy list shows: an access token, session-bound ones too
 /// (`?ACCESS_TOKEN` as a record pattern matches any session: `user_logic_plugin.erl:294`,
 /// ctool `aai.hrl:79-82,110`).
-pub fn is_client_token(named: &Value) -> bool {
+pub(super) fn is_client_token(named: &Value) -> bool {
     named["type"]["accessToken"].is_object()
 }
 

@@ -18,7 +18,12 @@ const NAME_ATTEMPTS: usize = 3;
 
 /// The `POST .../tokens/named` body for a legacy invite; `name` is the target's display name
 /// when the caller could read it, else its id.
-pub fn request_body(inv: &Invite, target_id: &str, name: Option<&str>, suffix: &str) -> Value {
+pub(super) fn request_body(
+    inv: &Invite,
+    target_id: &str,
+    name: Option<&str>,
+    suffix: &str,
+) -> Value {
     let mut invite = json!({ "inviteType": inv.invite_type });
     invite[inv.target_key] = json!(target_id);
     json!({
@@ -29,7 +34,7 @@ pub fn request_body(inv: &Invite, target_id: &str, name: Option<&str>, suffix: &
 }
 
 /// Where a subject creates its own named tokens.
-pub fn create_path(subject: &Subject) -> &'static str {
+pub(super) fn create_path(subject: &Subject) -> &'static str {
     match subject {
         Subject::Provider(_) => "/provider/tokens/named",
         Subject::User(_) | Subject::Unknown => "/user/tokens/named",
@@ -38,14 +43,14 @@ pub fn create_path(subject: &Subject) -> &'static str {
 
 /// What a token-creation answer means for the legacy caller.
 #[derive(Debug, PartialEq)]
-pub enum Created {
+pub(super) enum Created {
     Token(String),
     /// `badValueIdentifierOccupied`: another token has that name; try another suffix.
     NameTaken,
     Failed(Answer),
 }
 
-pub fn created(reply: &Reply) -> Result<Created, CallError> {
+pub(super) fn created(reply: &Reply) -> Result<Created, CallError> {
     if reply.is_success() {
         return match reply.body["token"].as_str() {
             Some(t) => Ok(Created::Token(t.to_string())),
@@ -165,7 +170,7 @@ async fn entity_checks_then_malformed(
 }
 
 /// Where the invite's target is read (its display name, its existence).
-pub fn entity_path(inv: &Invite, target: &str) -> String {
+pub(super) fn entity_path(inv: &Invite, target: &str) -> String {
     match (inv.target, inv.target_key) {
         (Target::CallerUserId, _) => "/user".to_string(),
         (_, "groupId") => format!("/groups/{target}"),

@@ -3,7 +3,6 @@
 //! It is Pingora's own connector, pooled, with the same peer (address, TLS, timeouts) as the
 //! pass-through path. Bodies are JSON and buffered up to `upstream.max_body_bytes`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -366,6 +365,3 @@ fn classify(e: &pingora::Error, connecting: bool) -> CallError {
         other => other,
     }
 }
-
-/// Shared handle, cheap to clone into handlers.
-pub type Client = Arc<OnezoneClient>;

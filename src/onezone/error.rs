@@ -2,7 +2,6 @@
 //! itself answers with. Descriptions of Onezone's own ids are Onezone's texts, so a legacy client
 //! parsing them sees what Onezone would have sent.
 
-use bytes::Bytes;
 use serde_json::{json, Value};
 
 /// An error answer in Onezone's shape.
@@ -149,10 +148,6 @@ impl OnezoneError {
             error["details"] = details.clone();
         }
         json!({ "error": error })
-    }
-
-    pub fn body(&self) -> Bytes {
-        Bytes::from(self.to_json().to_string())
     }
 }
 

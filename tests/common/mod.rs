@@ -1,6 +1,6 @@
 //! Shared test harness: the real proxy binary on ephemeral loopback ports, a recording test
 //! upstream, and a raw HTTP/1.1 client for requests a library client would normalise.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 pub mod faults;
 pub mod upstream;

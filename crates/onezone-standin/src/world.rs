@@ -30,7 +30,7 @@ pub(crate) enum Kind {
 
 impl Kind {
     /// Every member privilege of this kind (the swagger's `*Privileges` enums).
-    pub const fn privileges(self) -> &'static [&'static str] {
+    pub(crate) const fn privileges(self) -> &'static [&'static str] {
         match self {
             Kind::Group => &[
                 "group_view",
@@ -140,7 +140,7 @@ pub(crate) enum Subject {
 }
 
 impl Subject {
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         match self {
             Subject::User(id) => json!({ "type": "user", "id": id }),
             Subject::Provider(id) => json!({ "type": "oneprovider", "id": id }),
@@ -171,7 +171,7 @@ pub(crate) struct NamedToken {
 
 impl NamedToken {
     /// The token as `GET /tokens/named/{id}` returns it.
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         json!({
             "id": self.info.id,
             "name": self.name,
@@ -800,8 +800,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::standin::demo::*;
-    use crate::standin::rules::{named_request, temporary_request};
+    use crate::demo::*;
+    use crate::rules::{named_request, temporary_request};
     use serde_json::Map;
 
     fn alice() -> Subject {

@@ -42,7 +42,7 @@ pub(crate) enum Target {
 
 impl InviteType {
     /// The kind whose member privileges this invite carries, if it carries any.
-    pub fn carried_privileges(&self) -> Option<Kind> {
+    pub(crate) fn carried_privileges(&self) -> Option<Kind> {
         match (self.target, self.default_privileges) {
             (Target::Entity(kind), Some(_)) => Some(kind),
             _ => None,
@@ -179,7 +179,7 @@ pub(crate) enum TokenType {
 impl TokenType {
     /// Parses a token type; `None` when it is not exactly one of the three shapes. Keys
     /// Onezone would ignore are refused, except `parameters`, which `supportSpace` documents.
-    pub fn from_json(value: &Value) -> Option<TokenType> {
+    pub(crate) fn from_json(value: &Value) -> Option<TokenType> {
         let outer = value.as_object()?;
         if outer.len() != 1 {
             return None;
@@ -213,7 +213,7 @@ impl TokenType {
         }
     }
 
-    pub fn to_json(&self) -> Value {
+    pub(crate) fn to_json(&self) -> Value {
         match self {
             TokenType::Access => json!({ "accessToken": {} }),
             TokenType::SessionAccess(session) => json!({ "accessToken": { "sessionId": session } }),
@@ -225,7 +225,7 @@ impl TokenType {
     }
 
     /// An access token, session-bound or not (Onezone's `?ACCESS_TOKEN` record pattern).
-    pub fn is_access(&self) -> bool {
+    pub(crate) fn is_access(&self) -> bool {
         matches!(self, TokenType::Access | TokenType::SessionAccess(_))
     }
 
@@ -528,7 +528,7 @@ fn check_invitation(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::standin::demo::*;
+    use crate::demo::*;
 
     fn alice() -> Subject {
         Subject::User(ALICE_ID.to_string())

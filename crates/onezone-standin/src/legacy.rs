@@ -279,8 +279,8 @@ fn map(body: Value) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::standin::api::tests::{api, call, error_id, ALICE, BOB, JSON, PROVIDER};
-    use crate::standin::demo::*;
+    use crate::api::tests::{api, call, error_id, ALICE, BOB, JSON, PROVIDER};
+    use crate::demo::*;
 
     fn legacy_world() -> World {
         let mut world = World::demo();
@@ -314,7 +314,7 @@ mod tests {
         }
     }
 
-    fn token_of(reply: &crate::standin::api::Reply) -> String {
+    fn token_of(reply: &crate::api::Reply) -> String {
         let body = reply.body.as_ref().expect("a body");
         assert_eq!(body.as_object().map(|o| o.len()), Some(1), "{body}");
         body["token"].as_str().expect("a token").to_string()

@@ -688,10 +688,10 @@ fn read_provider(world: &World, client: Option<&Subject>, id: &str) -> Result<Re
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
-    use crate::standin::demo::*;
+    use crate::demo::*;
     use http::{HeaderName, HeaderValue};
 
-    pub(in crate::standin) fn call(
+    pub(crate) fn call(
         world: &mut World,
         method: &str,
         path: &str,
@@ -707,11 +707,11 @@ pub(super) mod tests {
         handle(world, &method, path, &map, body.as_bytes())
     }
 
-    pub(in crate::standin) fn api(path: &str) -> String {
+    pub(crate) fn api(path: &str) -> String {
         format!("{API_PREFIX}{path}")
     }
 
-    pub(in crate::standin) fn error_id(reply: &Reply) -> &str {
+    pub(crate) fn error_id(reply: &Reply) -> &str {
         reply
             .body
             .as_ref()
@@ -719,10 +719,10 @@ pub(super) mod tests {
             .unwrap_or("")
     }
 
-    pub(in crate::standin) const ALICE: (&str, &str) = ("x-auth-token", ALICE_TOKEN);
-    pub(in crate::standin) const BOB: (&str, &str) = ("x-auth-token", BOB_TOKEN);
-    pub(in crate::standin) const PROVIDER: (&str, &str) = ("x-auth-token", PROVIDER_TOKEN);
-    pub(in crate::standin) const JSON: (&str, &str) = ("content-type", "application/json");
+    pub(crate) const ALICE: (&str, &str) = ("x-auth-token", ALICE_TOKEN);
+    pub(crate) const BOB: (&str, &str) = ("x-auth-token", BOB_TOKEN);
+    pub(crate) const PROVIDER: (&str, &str) = ("x-auth-token", PROVIDER_TOKEN);
+    pub(crate) const JSON: (&str, &str) = ("content-type", "application/json");
     const BAD: (&str, &str) = ("x-auth-token", "MDAxnope");
 
     #[test]

@@ -25,7 +25,7 @@ impl ApiError {
     }
 
     /// A client with no credentials called an endpoint that needs one.
-    pub fn unauthorized() -> ApiError {
+    pub(crate) fn unauthorized() -> ApiError {
         ApiError::new(
             401,
             error(
@@ -36,7 +36,7 @@ impl ApiError {
     }
 
     /// The credentials were present but not accepted; `auth_error` says why (see [`auth`]).
-    pub fn unauthorized_because(auth_error: Value) -> ApiError {
+    pub(crate) fn unauthorized_because(auth_error: Value) -> ApiError {
         let mut e = error(
             "unauthorized",
             "Provided authentication is not valid (see details).",
@@ -45,7 +45,7 @@ impl ApiError {
         ApiError::new(401, e)
     }
 
-    pub fn forbidden() -> ApiError {
+    pub(crate) fn forbidden() -> ApiError {
         ApiError::new(
             403,
             error(
@@ -55,18 +55,18 @@ impl ApiError {
         )
     }
 
-    pub fn not_found() -> ApiError {
+    pub(crate) fn not_found() -> ApiError {
         ApiError::new(404, error("notFound", "The resource could not be found."))
     }
 
-    pub fn malformed_data() -> ApiError {
+    pub(crate) fn malformed_data() -> ApiError {
         bad_request(error(
             "malformedData",
             "Provided data could not be understood by the server.",
         ))
     }
 
-    pub fn missing_required_value(key: &str) -> ApiError {
+    pub(crate) fn missing_required_value(key: &str) -> ApiError {
         bad_request(keyed(
             "missingRequiredValue",
             key,
@@ -74,7 +74,7 @@ impl ApiError {
         ))
     }
 
-    pub fn missing_at_least_one_value(keys: &[&str]) -> ApiError {
+    pub(crate) fn missing_at_least_one_value(keys: &[&str]) -> ApiError {
         let mut e = error(
             "missingAtLeastOneValue",
             &format!(
@@ -88,7 +88,7 @@ impl ApiError {
 
     /// A key Onezone would silently ignore here. The stand-in refuses it instead, so a proxy
     /// that sends a body Onezone would not act on fails its tests.
-    pub fn unexpected_key(key: &str, hint: &str) -> ApiError {
+    pub(crate) fn unexpected_key(key: &str, hint: &str) -> ApiError {
         let mut e = keyed(
             "badData",
             key,
@@ -98,7 +98,7 @@ impl ApiError {
         bad_request(e)
     }
 
-    pub fn bad_data(key: &str) -> ApiError {
+    pub(crate) fn bad_data(key: &str) -> ApiError {
         bad_request(keyed(
             "badData",
             key,
@@ -106,7 +106,7 @@ impl ApiError {
         ))
     }
 
-    pub fn bad_value_string(key: &str) -> ApiError {
+    pub(crate) fn bad_value_string(key: &str) -> ApiError {
         bad_request(keyed(
             "badValueString",
             key,
@@ -114,7 +114,7 @@ impl ApiError {
         ))
     }
 
-    pub fn bad_value_boolean(key: &str) -> ApiError {
+    pub(crate) fn bad_value_boolean(key: &str) -> ApiError {
         bad_request(keyed(
             "badValueBoolean",
             key,
@@ -122,7 +122,7 @@ impl ApiError {
         ))
     }
 
-    pub fn bad_value_integer(key: &str) -> ApiError {
+    pub(crate) fn bad_value_integer(key: &str) -> ApiError {
         bad_request(keyed(
             "badValueInteger",
             key,
@@ -130,7 +130,7 @@ impl ApiError {
         ))
     }
 
-    pub fn bad_value_json(key: &str) -> ApiError {
+    pub(crate) fn bad_value_json(key: &str) -> ApiError {
         bad_request(keyed(
             "badValueJSON",
             key,
@@ -138,7 +138,7 @@ impl ApiError {
         ))
     }
 
-    pub fn bad_value_list_of_strings(key: &str) -> ApiError {
+    pub(crate) fn bad_value_list_of_strings(key: &str) -> ApiError {
         bad_request(keyed(
             "badValueListOfStrings",
             key,
@@ -146,7 +146,7 @@ impl ApiError {
         ))
     }
 
-    pub fn bad_value_list_not_allowed(key: &str, allowed: &[&str]) -> ApiError {
+    pub(crate) fn bad_value_list_not_allowed(key: &str, allowed: &[&str]) -> ApiError {
         let mut e = keyed(
             "badValueListNotAllowed",
             key,
@@ -159,7 +159,7 @@ impl ApiError {
         bad_request(e)
     }
 
-    pub fn bad_value_too_low(key: &str, limit: u64) -> ApiError {
+    pub(crate) fn bad_value_too_low(key: &str, limit: u64) -> ApiError {
         let mut e = keyed(
             "badValueTooLow",
             key,
@@ -169,7 +169,7 @@ impl ApiError {
         bad_request(e)
     }
 
-    pub fn bad_value_id_not_found(key: &str) -> ApiError {
+    pub(crate) fn bad_value_id_not_found(key: &str) -> ApiError {
         bad_request(keyed(
             "badValueIdNotFound",
             key,
@@ -177,7 +177,7 @@ impl ApiError {
         ))
     }
 
-    pub fn bad_value_name() -> ApiError {
+    pub(crate) fn bad_value_name() -> ApiError {
         bad_request(error(
             "badValueName",
             "Bad value: a name is 2-128 characters long: letters, digits, brackets and \
@@ -185,7 +185,7 @@ impl ApiError {
         ))
     }
 
-    pub fn bad_value_identifier_occupied(key: &str) -> ApiError {
+    pub(crate) fn bad_value_identifier_occupied(key: &str) -> ApiError {
         bad_request(keyed(
             "badValueIdentifierOccupied",
             key,
@@ -193,7 +193,7 @@ impl ApiError {
         ))
     }
 
-    pub fn bad_value_token_type(key: &str) -> ApiError {
+    pub(crate) fn bad_value_token_type(key: &str) -> ApiError {
         bad_request(keyed(
             "badValueTokenType",
             key,
@@ -201,7 +201,7 @@ impl ApiError {
         ))
     }
 
-    pub fn bad_value_caveat(caveat: &Value) -> ApiError {
+    pub(crate) fn bad_value_caveat(caveat: &Value) -> ApiError {
         let mut e = error(
             "badValueCaveat",
             &format!("Provided caveat is invalid: '{caveat}'."),
@@ -211,7 +211,7 @@ impl ApiError {
     }
 
     /// `token_error` is one of the [`auth`] errors, e.g. [`auth::bad_token`].
-    pub fn bad_value_token(key: &str, token_error: Value) -> ApiError {
+    pub(crate) fn bad_value_token(key: &str, token_error: Value) -> ApiError {
         let mut e = keyed(
             "badValueToken",
             key,
@@ -221,7 +221,7 @@ impl ApiError {
         bad_request(e)
     }
 
-    pub fn invite_token_target_id_invalid(id: &str) -> ApiError {
+    pub(crate) fn invite_token_target_id_invalid(id: &str) -> ApiError {
         let mut e = error(
             "inviteTokenTargetIdInvalid",
             &format!("The target id '{id}' is invalid for this type of invite token."),
@@ -230,7 +230,7 @@ impl ApiError {
         bad_request(e)
     }
 
-    pub fn invite_token_subject_not_authorized() -> ApiError {
+    pub(crate) fn invite_token_subject_not_authorized() -> ApiError {
         bad_request(error(
             "inviteTokenSubjectNotAuthorized",
             "The subject of this token is not (or no longer) authorized to issue such \
@@ -238,7 +238,7 @@ impl ApiError {
         ))
     }
 
-    pub fn token_time_caveat_required(max_ttl: u64) -> ApiError {
+    pub(crate) fn token_time_caveat_required(max_ttl: u64) -> ApiError {
         let mut e = error(
             "tokenTimeCaveatRequired",
             &format!("A time caveat with a TTL of at most {max_ttl} seconds is required."),
@@ -247,7 +247,7 @@ impl ApiError {
         bad_request(e)
     }
 
-    pub fn relation_already_exists(
+    pub(crate) fn relation_already_exists(
         child_type: &str,
         child_id: &str,
         parent_type: &str,
@@ -275,33 +275,33 @@ pub(crate) mod auth {
     use super::error;
     use serde_json::{json, Value};
 
-    pub fn token_invalid() -> Value {
+    pub(crate) fn token_invalid() -> Value {
         error("tokenInvalid", "Provided token is not valid.")
     }
 
-    pub fn token_revoked() -> Value {
+    pub(crate) fn token_revoked() -> Value {
         error("tokenRevoked", "Provided token has been revoked.")
     }
 
-    pub fn bad_token() -> Value {
+    pub(crate) fn bad_token() -> Value {
         error(
             "badToken",
             "Provided token could not be understood by the server.",
         )
     }
 
-    pub fn token_session_invalid() -> Value {
+    pub(crate) fn token_session_invalid() -> Value {
         error(
             "tokenSessionInvalid",
             "This token was issued for a session that no longer exists.",
         )
     }
 
-    pub fn bad_basic_credentials() -> Value {
+    pub(crate) fn bad_basic_credentials() -> Value {
         error("badBasicCredentials", "Invalid username or password.")
     }
 
-    pub fn not_an_access_token(received: Value) -> Value {
+    pub(crate) fn not_an_access_token(received: Value) -> Value {
         let mut e = error(
             "notAnAccessToken",
             "Expected an access token, but received another type of token.",
@@ -310,7 +310,7 @@ pub(crate) mod auth {
         e
     }
 
-    pub fn token_caveat_unverified(caveat: &Value) -> Value {
+    pub(crate) fn token_caveat_unverified(caveat: &Value) -> Value {
         let mut e = error(
             "tokenCaveatUnverified",
             "Provided token is not valid - a caveat is not satisfied.",
