@@ -20,7 +20,7 @@ impl ApiError {
 
     /// The error id, for tests and logs.
     #[cfg(test)]
-    pub fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         self.body["error"]["id"].as_str().unwrap_or_default()
     }
 
