@@ -5,7 +5,7 @@
 //! `config/onezone-migration-proxy.toml`), and [`FileConfig::validate`] turns it into [`Settings`],
 //! which the rest of the proxy uses.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -886,19 +886,6 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    /// Resolves the upstream host once; a name is looked up again only on restart.
-    pub fn resolve(&self) -> std::io::Result<SocketAddr> {
-        (self.host.as_str(), self.port)
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!("{} has no address", self.host),
-                )
-            })
-    }
-
     /// The scheme and authority, e.g. `https://onezone.example.org`.
     pub fn base_url(&self) -> String {
         format!(

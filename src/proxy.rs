@@ -236,11 +236,7 @@ impl MigrationProxy {
                 };
                 handled.unwrap_or_else(|_| {
                     // The call in flight was dropped, so the client did not count it.
-                    metrics()
-                        .upstream_failures
-                        .with_label_values(&[CallError::Timeout.reason()])
-                        .inc();
-                    Answer::call_failed(CallError::Timeout)
+                    Answer::call_failed(CallError::Timeout.counted())
                 })
             }
         };
@@ -397,7 +393,7 @@ impl ProxyHttp for MigrationProxy {
             };
         }
         let upstream = e.esource() == &ErrorSource::Upstream;
-        let failure = upstream.then(|| CallError::from_pingora(e));
+        let failure = upstream.then(|| CallError::from_pingora(e).counted());
         let (code, error) = match (e.etype(), failure) {
             (ErrorType::HTTPStatus(code), _) => (*code, None),
             (_, Some(f)) => (f.status(), Some(OnezoneError::upstream_failed(f))),
@@ -481,13 +477,6 @@ impl ProxyHttp for MigrationProxy {
             Some(_) => Some("client"),
             None => None,
         });
-        if let Some(reason) = ctx
-            .failure
-            .filter(|_| ctx.operation.is_none() || mode != "rewrite")
-        {
-            // Tokens-API call failures are counted by the client; these are pass-through ones.
-            m.upstream_failures.with_label_values(&[reason]).inc();
-        }
         m.server_duration
             .with_label_values(&[method, route])
             .observe(elapsed);

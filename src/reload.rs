@@ -37,37 +37,40 @@ pub(crate) struct Reloader {
     last_modified: Mutex<Option<SystemTime>>,
 }
 
-/// The sections that differ between two configs, except the live ones.
+/// The sections that differ between two configs, except the live ones. Both configs are taken
+/// apart field by field, so a new section does not compile until it is classed here as live
+/// or as needing a restart.
 pub(crate) fn restart_sections(old: &FileConfig, new: &FileConfig) -> Vec<&'static str> {
-    let mut changed = Vec::new();
-    if old.listen != new.listen {
-        changed.push("listen");
-    }
-    if old.upstream != new.upstream {
-        changed.push("upstream");
-    }
-    if old.forwarding != new.forwarding {
-        changed.push("forwarding");
-    }
-    if old.onezone != new.onezone {
-        changed.push("onezone");
-    }
-    if old.server != new.server {
-        changed.push("server");
-    }
-    if old.log != new.log {
-        changed.push("log");
-    }
-    if old.reload != new.reload {
-        changed.push("reload");
-    }
-    if old.limits != new.limits {
-        changed.push("limits");
-    }
-    if old.metrics != new.metrics {
-        changed.push("metrics");
-    }
-    changed
+    let FileConfig {
+        listen,
+        upstream,
+        forwarding,
+        onezone,
+        server,
+        log,
+        reload,
+        limits,
+        metrics,
+        // Live: applied by a reload.
+        deprecation: _,
+        routes: _,
+    } = old;
+    let restart = [
+        ("listen", listen == &new.listen),
+        ("upstream", upstream == &new.upstream),
+        ("forwarding", forwarding == &new.forwarding),
+        ("onezone", onezone == &new.onezone),
+        ("server", server == &new.server),
+        ("log", log == &new.log),
+        ("reload", reload == &new.reload),
+        ("limits", limits == &new.limits),
+        ("metrics", metrics == &new.metrics),
+    ];
+    restart
+        .into_iter()
+        .filter(|(_, same)| !same)
+        .map(|(name, _)| name)
+        .collect()
 }
 
 impl Reloader {

@@ -116,6 +116,20 @@ fn preflight(settings: &Settings) -> Result<(), StartError> {
     Ok(())
 }
 
+/// Resolves the upstream host once, at start; a name is looked up again only on restart.
+fn resolve(up: &crate::config::Upstream) -> std::io::Result<SocketAddr> {
+    use std::net::ToSocketAddrs;
+    (up.host.as_str(), up.port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} has no address", up.host),
+            )
+        })
+}
+
 /// Raises the open-files soft limit to the hard limit: every client and upstream connection
 /// is a file, and a low soft limit (often 1024) makes new clients time out under load.
 fn raise_open_files_limit() {
@@ -136,13 +150,10 @@ pub fn build(settings: Settings, source: ConfigSource) -> Result<Ready, StartErr
     let live = Arc::new(Live::new(settings.policies.clone()));
     let life = Arc::new(Lifecycle::default());
     let settings = Arc::new(settings);
-    let addr = settings
-        .upstream
-        .resolve()
-        .map_err(|source| StartError::Resolve {
-            host: settings.upstream.host.clone(),
-            source,
-        })?;
+    let addr = resolve(&settings.upstream).map_err(|source| StartError::Resolve {
+        host: settings.upstream.host.clone(),
+        source,
+    })?;
     let peer = crate::upstream::peer(&settings.upstream, addr);
 
     let mut server = Server::new_with_opt_and_conf(Opt::default(), server_conf(&settings));

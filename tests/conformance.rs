@@ -19,7 +19,7 @@ use onezone_migration_proxy::routes::{Handler, ROUTES};
 use onezone_standin::{demo::*, StandIn, World};
 use serde_json::{json, Value};
 
-const P: &str = "/api/v3/onezone";
+use common::P;
 
 fn spec(version: &str) -> Option<Value> {
     let dir = std::env::var_os("ONEZONE_API_SPECS")

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use common::{client, raw_request, Proxy};
 use onezone_standin::{demo::*, StandIn, World};
 
-const P: &str = "/api/v3/onezone";
+use common::P;
 
 /// Metric names (our prefixes) mentioned in a text, with histogram suffixes removed.
 fn metric_names(text: &str) -> BTreeSet<String> {

@@ -14,7 +14,7 @@ use common::{client, Proxy};
 use onezone_standin::{demo::*, StandIn, World};
 use reqwest::header::HeaderMap;
 
-const P: &str = "/api/v3/onezone";
+use common::P;
 
 const POLICY: &str = r#"
 [deprecation]
@@ -363,7 +363,7 @@ async fn reload_swaps_policies_without_dropping_requests() {
     proxy.write_config("[deprecation]\nrewrite_percent = 500\n");
     proxy.signal("HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
-    while proxy.metric("migproxy_config_reloads_total{result=\"failure\"}") != Some(1.0) {
+    while proxy.sample("migproxy_config_reloads_total", &[("result", "failure")]) != 1.0 {
         assert!(Instant::now() < deadline, "the refusal is counted");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -387,8 +387,8 @@ async fn reload_swaps_policies_without_dropping_requests() {
         "no rewrite after the swap settled"
     );
     assert_eq!(
-        proxy.metric("migproxy_config_reloads_total{result=\"success\"}"),
-        Some(1.0)
+        proxy.sample("migproxy_config_reloads_total", &[("result", "success")]),
+        1.0
     );
     let log = proxy.log();
     assert!(log.contains("config reload refused"), "{log}");

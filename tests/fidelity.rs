@@ -17,7 +17,7 @@ use common::Proxy;
 use onezone_standin::{demo::*, StandIn, World};
 use serde_json::Value;
 
-const P: &str = "/api/v3/onezone";
+use common::P;
 
 struct Pair {
     /// Onezone with its legacy code: the reference.

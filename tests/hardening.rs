@@ -14,7 +14,7 @@ use common::upstream::TestUpstream;
 use common::{client, raw_request, Proxy};
 use onezone_standin::{demo::*, StandIn, World};
 
-const P: &str = "/api/v3/onezone";
+use common::P;
 
 /// Each smuggling vector is refused with 400 before anything reaches the upstream, and the
 /// connection is closed (nothing after the refusal is read as a request).

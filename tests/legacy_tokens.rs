@@ -12,7 +12,7 @@ use common::Proxy;
 use onezone_standin::{demo::*, StandIn, World};
 use serde_json::{json, Value};
 
-const P: &str = "/api/v3/onezone";
+use common::P;
 
 struct Env {
     zone: StandIn,

@@ -4,68 +4,11 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::upstream::TestUpstream;
-use common::{client, raw_request, Proxy};
+use common::{client, raw_request, Proxy, Scrape, P};
 use onezone_standin::{demo::*, StandIn, World};
-
-const P: &str = "/api/v3/onezone";
-
-/// One scrape of `/metrics`, parsed into (name, labels) -> value.
-struct Scrape(BTreeMap<(String, BTreeMap<String, String>), f64>);
-
-impl Scrape {
-    fn take(proxy: &Proxy) -> Scrape {
-        let r = raw_request(
-            proxy.metrics,
-            b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n",
-        );
-        assert_eq!(r.status, 200);
-        let mut samples = BTreeMap::new();
-        for line in String::from_utf8(r.body).unwrap().lines() {
-            if line.starts_with('#') || line.is_empty() {
-                continue;
-            }
-            let (series, value) = line.rsplit_once(' ').unwrap();
-            let (name, labels) = match series.split_once('{') {
-                Some((n, rest)) => (n, rest.trim_end_matches('}')),
-                None => (series, ""),
-            };
-            let labels = labels
-                .split("\",")
-                .filter(|p| !p.is_empty())
-                .map(|p| {
-                    let (k, v) = p.split_once('=').unwrap();
-                    (k.to_string(), v.trim_matches('"').to_string())
-                })
-                .collect();
-            samples.insert((name.to_string(), labels), value.parse().unwrap());
-        }
-        Scrape(samples)
-    }
-
-    /// The value of the series with exactly these labels (0 when absent).
-    fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        let want: BTreeMap<String, String> = labels
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        self.0
-            .get(&(name.to_string(), want))
-            .copied()
-            .unwrap_or(0.0)
-    }
-
-    fn series(&self) -> usize {
-        self.0.len()
-    }
-
-    fn text(&self) -> String {
-        format!("{:?}", self.0)
-    }
-}
 
 fn legacy(
     route: &str,

@@ -18,7 +18,7 @@ use common::{client, fixture, free_port, raw_request, scratch_dir, Proxy};
 use futures_util::{SinkExt, StreamExt};
 use onezone_standin::{demo::*, StandIn, World};
 
-const P: &str = "/api/v3/onezone";
+use common::P;
 
 // === 1. Long-lived connections ===
 
@@ -234,8 +234,8 @@ async fn a_self_signed_ca_upstream_certificate_gets_an_actionable_error() {
         .collect();
     assert_eq!(labels, ["\"tls\"", "\"tls\""], "{log}");
     assert_eq!(
-        proxy.metric("migproxy_upstream_failures_total{reason=\"tls\"}"),
-        Some(2.0)
+        proxy.sample("migproxy_upstream_failures_total", &[("reason", "tls")]),
+        2.0
     );
 }
 
@@ -443,9 +443,10 @@ async fn idle_kept_alive_connections_are_closed_after_the_keepalive_timeout() {
         "1,000 idle kept-alive clients: RSS {idle_rss} KiB idle, {held_rss} KiB holding them ({per_client:.1} KiB each), {after_rss} KiB after the 2 s keep-alive timeout; {closed} closed"
     );
     assert_eq!(closed, 1000, "every idle connection was closed");
-    let m = proxy
-        .metric("migproxy_connections_closed_total{reason=\"keepalive_timeout\"}")
-        .unwrap_or(0.0);
+    let m = proxy.sample(
+        "migproxy_connections_closed_total",
+        &[("reason", "keepalive_timeout")],
+    );
     assert_eq!(m, 1000.0);
 }
 
@@ -498,8 +499,11 @@ async fn a_trickling_request_head_is_cut_at_the_header_deadline() {
         "{cut:?}"
     );
     assert_eq!(
-        proxy.metric("migproxy_connections_closed_total{reason=\"header_timeout\"}"),
-        Some(1.0)
+        proxy.sample(
+            "migproxy_connections_closed_total",
+            &[("reason", "header_timeout")]
+        ),
+        1.0
     );
 }
 
@@ -643,9 +647,17 @@ async fn a_client_that_hangs_up_is_client_closed_and_its_token_is_deleted() {
         tokens_before,
         "the undelivered token is gone"
     );
-    let closed = proxy
-        .metric("migproxy_legacy_requests_total{client=\"other\",mode=\"rewrite\",outcome=\"client_closed\",route=\"create_user_group_invite_token\",status_class=\"4xx\"}");
-    assert_eq!(closed, Some(1.0), "{}", proxy.log());
+    let closed = proxy.sample(
+        "migproxy_legacy_requests_total",
+        &[
+            ("route", "create_user_group_invite_token"),
+            ("mode", "rewrite"),
+            ("outcome", "client_closed"),
+            ("status_class", "4xx"),
+            ("client", "other"),
+        ],
+    );
+    assert_eq!(closed, 1.0, "{}", proxy.log());
     assert!(!log.contains("ERROR"), "{log}");
 }
 
@@ -690,5 +702,45 @@ fn wait_for_log(proxy: &Proxy, needle: &str) -> String {
             return log;
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// One fault, one label: a reset and a garbled answer give the same `reason` through
+/// pass-through and through a legacy call (the TLS case is above).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_has_one_label_on_both_paths() {
+    use common::faults::{Fault, FaultServer};
+    for (fault, label) in [(Fault::ResetMidBody, "reset"), (Fault::Garbage, "bad_body")] {
+        let server = FaultServer::start(fault).await;
+        let proxy = Proxy::builder(&server.url()).start();
+        let _ = client()
+            .get(proxy.url(&format!("{P}/user")))
+            .send()
+            .await
+            .map(|r| r.bytes());
+        let legacy = client()
+            .post(proxy.url(&format!("{P}/groups/g1/users/token")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(legacy.status(), 502, "{fault:?}");
+        let log = wait_for_log(&proxy, "create_user_group_invite_token");
+        let labels: Vec<_> = log
+            .lines()
+            .filter(|l| l.contains(" access:"))
+            .map(|l| {
+                l.rsplit("error=")
+                    .next()
+                    .unwrap_or("")
+                    .trim_matches('"')
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(labels, [label, label], "{fault:?}: {log}");
+        assert_eq!(
+            proxy.sample("migproxy_upstream_failures_total", &[("reason", label)]),
+            2.0,
+            "{fault:?}"
+        );
     }
 }

@@ -21,7 +21,7 @@ use common::{client, pattern_byte, Proxy};
 use onezone_standin::{demo::*, StandIn, World};
 use sha2::{Digest, Sha256};
 
-const P: &str = "/api/v3/onezone";
+use common::P;
 const WORKERS: usize = 8;
 
 /// One request of the mix; returns an error text when the answer is not the expected one.

@@ -54,6 +54,17 @@ impl CallError {
         }
     }
 
+    /// Counts the failure in `migproxy_upstream_failures_total`: called once where a failure
+    /// is classified (a tokens-API call, a pass-through request in `fail_to_proxy`, a legacy
+    /// call past its deadline), so that each is counted once.
+    pub(crate) fn counted(self) -> CallError {
+        crate::metrics::metrics()
+            .upstream_failures
+            .with_label_values(&[self.reason()])
+            .inc();
+        self
+    }
+
     /// The status the proxy answers with: 504 for a timeout, 502 otherwise.
     pub fn status(&self) -> u16 {
         match self {
@@ -74,9 +85,14 @@ impl CallError {
             }
             ConnectRefused | ConnectNoRoute | ConnectError | BindError | SocketError
             | ConnectProxyFailure => CallError::Connect,
-            ConnectionClosed | ReadError | WriteError | H1Error | H2Error | InvalidH2 => {
-                CallError::Io
-            }
+            // Pingora's `PREMATURE_BODY_END` (protocols/http/v1/body.rs): the body was cut.
+            ConnectionClosed
+            | ReadError
+            | WriteError
+            | H1Error
+            | H2Error
+            | InvalidH2
+            | Custom("PrematureBodyEnd") => CallError::Io,
             InvalidHTTPHeader | H2Downgrade => CallError::BadBody,
             _ => CallError::Other,
         }
@@ -210,10 +226,7 @@ impl OnezoneClient {
         m.upstream_call_duration
             .with_label_values(&[call.name])
             .observe(started.elapsed().as_secs_f64());
-        if let Err(e) = &result {
-            m.upstream_failures.with_label_values(&[e.reason()]).inc();
-        }
-        result
+        result.map_err(CallError::counted)
     }
 
     async fn call_once_or_twice(

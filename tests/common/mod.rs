@@ -5,6 +5,7 @@
 pub mod faults;
 pub mod upstream;
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -19,6 +20,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_onezone-migration-proxy");
 pub fn bin() -> String {
     std::env::var("OMP_BIN").unwrap_or_else(|_| BIN.to_string())
 }
+
+/// Onezone's REST prefix, as the proxy and the stand-in use it by default.
+pub const P: &str = "/api/v3/onezone";
 
 /// A port that was free a moment ago (the proxy binds it itself).
 pub fn free_port() -> u16 {
@@ -205,21 +209,9 @@ impl Proxy {
         std::fs::write(self.dir.join("config.toml"), text).unwrap();
     }
 
-    /// Scrapes `/metrics` and returns the value of one sample, e.g.
-    /// `migproxy_config_reloads_total{result="failure"}`.
-    pub fn metric(&self, sample: &str) -> Option<f64> {
-        let r = raw_request(
-            self.metrics,
-            b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n",
-        );
-        let text = String::from_utf8_lossy(&r.body).into_owned();
-        text.lines().find_map(|l| {
-            l.strip_prefix(sample)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
+    /// The value of the sample `name` with exactly these labels (in any order), 0 when absent.
+    pub fn sample(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        Scrape::take(self).value(name, labels)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -378,4 +370,58 @@ pub fn rss_kib(pid: u32) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// One scrape of `/metrics`: every sample by name and labels.
+pub struct Scrape(pub BTreeMap<(String, BTreeMap<String, String>), f64>);
+
+impl Scrape {
+    pub fn take(proxy: &Proxy) -> Scrape {
+        let r = raw_request(
+            proxy.metrics,
+            b"GET /metrics HTTP/1.1\r\nHost: m\r\nConnection: close\r\n\r\n",
+        );
+        assert_eq!(r.status, 200);
+        let mut samples = BTreeMap::new();
+        for line in String::from_utf8(r.body).unwrap().lines() {
+            if line.starts_with('#') || line.is_empty() {
+                continue;
+            }
+            let (series, value) = line.rsplit_once(' ').unwrap();
+            let (name, labels) = match series.split_once('{') {
+                Some((n, rest)) => (n, rest.trim_end_matches('}')),
+                None => (series, ""),
+            };
+            let labels = labels
+                .split("\",")
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap();
+                    (k.to_string(), v.trim_matches('"').to_string())
+                })
+                .collect();
+            samples.insert((name.to_string(), labels), value.parse().unwrap());
+        }
+        Scrape(samples)
+    }
+
+    /// The value of the series with exactly these labels (0 when absent).
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        let want: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        self.0
+            .get(&(name.to_string(), want))
+            .copied()
+            .unwrap_or(0.0)
+    }
+
+    pub fn series(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn text(&self) -> String {
+        format!("{:?}", self.0)
+    }
 }
