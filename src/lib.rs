@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub(crate) mod admin;
+pub(crate) mod answers;
 pub mod config;
 pub(crate) mod connection;
 pub(crate) mod deprecation;

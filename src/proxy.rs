@@ -1,16 +1,23 @@
-//! The Pingora glue: which of our modules runs in which phase of a request.
+//! The Pingora glue: which of our modules runs in which phase of a request. Every answer the
+//! proxy writes itself is decided and written by `answers`.
 //!
 //! ```text
-//! request_filter           deprecated operation? (routes) -> its policy decides (migration):
-//!                          rewrite: read the body (bounded), legacy::handle, write the legacy
-//!                          answer; reject / brownout: 410; passthrough: on to the upstream.
-//!                          Deprecation headers (deprecation) go on every such answer
-//! upstream_peer            everything else: the Onezone peer (upstream.rs)
+//! (connection.rs)          the connection loop hands one request at a time to Pingora
+//! early_request_filter     the head is complete: its deadline no longer applies
+//! request_filter           smuggling and size checks (hardening); a legacy path with another
+//!                          method: 405 (routes::Matcher::lookup); a deprecated operation: its
+//!                          policy decides (migration): rewrite: read the body (bounded),
+//!                          legacy::handle, write the legacy answer; reject / brownout: 410;
+//!                          passthrough: on to the upstream. Deprecation headers (deprecation)
+//!                          go on every such answer
+//! upstream_peer            everything else: the Onezone peer (upstream.rs); upgrade requests
+//!                          get the tunnel's idle limit as their read timeout
 //! upstream_request_filter  X-Forwarded-For / -Proto (forwarding.rs), Host policy;
 //!                          Pingora itself strips hop-by-hop headers
-//! response_filter          deprecation headers on passed-through deprecated operations
-//! fail_to_proxy            upstream errors as Onezone-shaped 502 / 504
-//! logging                  one access line per request
+//! response_filter          a 101 makes a tunnel; deprecation headers on passed-through
+//!                          deprecated operations; Connection: close during a drain
+//! fail_to_proxy            upstream errors as Onezone-shaped 502 / 504 (answers::for_error)
+//! logging                  one access line per request (and a line when a tunnel ends)
 //! ```
 
 use std::net::IpAddr;
@@ -18,13 +25,13 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
 use http::{HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
 
+use crate::answers::{self, add_deprecation_headers, client_gone, read_body, write_answer};
 use crate::config::Settings;
 use crate::deprecation::{self, Headers};
 use crate::forwarding::{
@@ -34,7 +41,7 @@ use crate::hardening::check_head;
 use crate::legacy::{Answer, Credential, Legacy, LegacyRequest};
 use crate::lifecycle::Lifecycle;
 use crate::metrics::{self, metrics};
-use crate::migration::{self, Action, Live, Rejection};
+use crate::migration::{self, Action, Live};
 use crate::onezone::client::CallError;
 use crate::onezone::error::OnezoneError;
 use crate::routes::{Handler, Match, Matcher};
@@ -166,10 +173,7 @@ impl MigrationProxy {
                 Ok(true)
             }
             Action::Reject(why) => {
-                let answer = Answer::error(OnezoneError::gone(
-                    rejection_text(why),
-                    successor.as_deref(),
-                ));
+                let answer = answers::rejected(why, successor.as_deref());
                 self.write(session, &answer, ctx).await?;
                 Ok(true)
             }
@@ -394,31 +398,17 @@ impl ProxyHttp for MigrationProxy {
         }
         let upstream = e.esource() == &ErrorSource::Upstream;
         let failure = upstream.then(|| CallError::from_pingora(e).counted());
-        let (code, error) = match (e.etype(), failure) {
-            (ErrorType::HTTPStatus(code), _) => (*code, None),
-            (_, Some(f)) => (f.status(), Some(OnezoneError::upstream_failed(f))),
-            (ErrorType::ReadTimedout, None) => (408, Some(OnezoneError::request_timeout())),
-            (ErrorType::ReadError | ErrorType::WriteError | ErrorType::ConnectionClosed, None) => {
-                (0, None)
-            }
-            _ if e.esource() == &ErrorSource::Downstream => (400, None),
-            _ => (500, Some(OnezoneError::internal())),
-        };
         if let Some(f) = failure {
             ctx.failure = Some(f.reason());
         }
+        let answer = answers::for_error(e, failure);
+        let code = answer.as_ref().map_or(0, |a| a.status);
         // Nothing can be said once the answer has started, or to a client that has gone.
-        if code > 0 && session.response_written().is_none() && !ctx.client_closed {
+        if let Some(answer) =
+            answer.filter(|_| session.response_written().is_none() && !ctx.client_closed)
+        {
             // The connection is not reused: say so, or a client may send the next request on it.
             session.set_keepalive(None);
-            let err = error.unwrap_or_else(|| OnezoneError {
-                status: code,
-                ..OnezoneError::internal()
-            });
-            let answer = Answer::error(OnezoneError {
-                status: code,
-                ..err
-            });
             if let Err(we) = write_answer(session, &answer, ctx.deprecation.as_ref()).await {
                 tracing::debug!(error = %we, "could not send the error answer");
             }
@@ -547,108 +537,4 @@ fn client_ip(session: &Session) -> Option<IpAddr> {
 
 fn is_tls(session: &Session) -> bool {
     session.digest().is_some_and(|d| d.ssl_digest.is_some())
-}
-
-/// Resolves when the client closes its connection while it waits for the answer; never
-/// otherwise. (Bytes that arrive instead are a pipelined request, which cannot be kept, so
-/// the connection is not reused.)
-async fn client_gone(session: &mut Session) {
-    match session.as_downstream_mut().read_body_or_idle(true).await {
-        Err(e) if e.etype() == &ErrorType::ConnectionClosed => {}
-        _ => {
-            session.set_keepalive(None);
-            std::future::pending().await
-        }
-    }
-}
-
-/// Reads the whole request body, or `None` as soon as it is over `limit` bytes.
-async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Bytes>> {
-    let declared = session
-        .req_header()
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Ok(None);
-    }
-    let expects_continue = session
-        .req_header()
-        .headers
-        .get(http::header::EXPECT)
-        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
-    if expects_continue {
-        session.write_continue_response().await?;
-    }
-    let mut buf = BytesMut::new();
-    while let Some(chunk) = session.read_request_body().await? {
-        if buf.len() + chunk.len() > limit {
-            return Ok(None);
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    Ok(Some(buf.freeze()))
-}
-
-fn rejection_text(why: Rejection) -> &'static str {
-    match why {
-        Rejection::Retired => "This deprecated operation has been retired.",
-        Rejection::Brownout => {
-            "This deprecated operation is in a scheduled brownout: it is unavailable for a while, ahead of its retirement."
-        }
-        Rejection::Sunset => "This deprecated operation has passed its sunset date and has been retired.",
-    }
-}
-
-/// `Deprecation` and `Sunset` replace any the upstream sent (one field line each); our `Link`
-/// relations are added next to the upstream's own.
-fn add_deprecation_headers(resp: &mut ResponseHeader, h: &Headers) -> Result<()> {
-    resp.insert_header(deprecation::DEPRECATION, &h.deprecation)?;
-    if let Some(sunset) = &h.sunset {
-        resp.insert_header(deprecation::SUNSET, sunset)?;
-    }
-    resp.append_header(deprecation::LINK, &h.link)?;
-    Ok(())
-}
-
-/// Writes a complete answer with an exact `Content-Length` (none for 204), shaped as Onezone's
-/// REST layer shapes its own: `access-control-allow-origin: *` on every answer
-/// (`rest_handler.erl:78`), `content-type: application/json` on bodies and on 204
-/// (`cowboy_rest.erl:727-738`), no body and `content-length: 0` for 405, 406 and 415.
-async fn write_answer(
-    session: &mut Session,
-    answer: &Answer,
-    deprecation: Option<&Headers>,
-) -> Result<()> {
-    let body = answer
-        .body
-        .as_ref()
-        // A `Value` always serializes.
-        .map(|b| Bytes::from(serde_json::to_vec(b).unwrap_or_default()));
-    let mut resp = ResponseHeader::build(answer.status, Some(7))?;
-    resp.insert_header(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")?;
-    if let Some(h) = deprecation {
-        add_deprecation_headers(&mut resp, h)?;
-    }
-    if let Some(allow) = &answer.allow {
-        resp.insert_header(http::header::ALLOW, allow)?;
-    }
-    match &body {
-        Some(body) => {
-            resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-            resp.set_content_length(body.len())?;
-        }
-        None if answer.status == 204 => {
-            resp.insert_header(http::header::CONTENT_TYPE, "application/json")?;
-        }
-        None => resp.set_content_length(0)?,
-    }
-    session
-        .write_response_header(Box::new(resp), body.is_none())
-        .await?;
-    if let Some(body) = body {
-        session.write_response_body(Some(body), true).await?;
-    }
-    Ok(())
 }

@@ -181,23 +181,31 @@ impl Legacy {
             return Ok(caller);
         }
         let lookup = self.callers.lookup(&key);
-        let mut asked = false;
+        let asked = std::sync::atomic::AtomicBool::new(false);
         let outcome = lookup
-            .get_or_init(|| {
-                asked = true;
-                self.ask_subject(&caller)
+            .get_or_init(|| async {
+                // A look-up that finished between the cache miss and this one left its answer.
+                if let Some(subject) = self.callers.get(&key, Instant::now()) {
+                    return Ok(subject);
+                }
+                asked.store(true, std::sync::atomic::Ordering::Relaxed);
+                self.ask_subject(&caller).await
             })
             .await
             .clone();
+        let asked = asked.into_inner();
+        // Cached before the look-up is retired, so that a caller arriving in between finds it.
+        match &outcome {
+            Ok(subject) if asked && *subject != Subject::Unknown => {
+                self.callers.put(key, subject.clone(), Instant::now())
+            }
+            _ => {}
+        }
         self.callers.finish_lookup(&key, &lookup);
         cache
             .with_label_values(&[if asked { "miss" } else { "shared" }])
             .inc();
-        let subject = outcome?;
-        if asked && subject != Subject::Unknown {
-            self.callers.put(key, subject.clone(), Instant::now());
-        }
-        caller.subject = subject;
+        caller.subject = outcome?;
         Ok(caller)
     }
 
