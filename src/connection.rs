@@ -48,6 +48,9 @@ pub(crate) struct ConnectionLimits {
 pub(crate) struct Connections {
     proxy: Arc<HttpProxy<MigrationProxy>>,
     life: Arc<Lifecycle>,
+    /// Pingora's shutdown watch for the requests and HTTP/2 connections it serves: it turns
+    /// `true` when the drain begins (one receiver, shared by reference).
+    drain: ShutdownWatch,
     limits: ConnectionLimits,
 }
 
@@ -67,6 +70,7 @@ impl Connections {
     ) -> Self {
         Connections {
             proxy: Arc::new(proxy),
+            drain: life.drain_watch(),
             life,
             limits,
         }
@@ -118,8 +122,10 @@ impl Connections {
         head_deadline: Duration,
     ) -> Option<pingora::apps::ReusedHttpStream> {
         let head = Arc::new(AtomicBool::new(false));
-        let drain = self.life.drain_watch();
-        let serving = HEAD_READ.scope(head.clone(), self.proxy.process_new_http(session, &drain));
+        let serving = HEAD_READ.scope(
+            head.clone(),
+            self.proxy.process_new_http(session, &self.drain),
+        );
         tokio::pin!(serving);
         match tokio::time::timeout(head_deadline, &mut serving).await {
             Ok(reused) => reused,
@@ -147,10 +153,7 @@ impl ServerApp for Connections {
         if matches!(stream.selected_alpn_proto(), Some(ALPN::H2)) {
             let _busy = self.life.busy();
             // Pingora's HTTP/2 loop, watching the drain so that it sends GOAWAY when it begins.
-            return self
-                .proxy
-                .process_new(stream, &self.life.drain_watch())
-                .await;
+            return self.proxy.process_new(stream, &self.drain).await;
         }
         let mut shutdown = shutdown.clone();
         let mut persistent: Option<HttpPersistentSettings> = None;
