@@ -27,7 +27,7 @@ pub fn init(settings: &Settings) {
     use tracing_subscriber::prelude::*;
 
     let level = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&settings.log_level))
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&settings.log.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Pingora's debug and trace lines print whole request headers, credentials included: never
     // let them through, whatever level is asked for.
@@ -48,7 +48,7 @@ pub fn init(settings: &Settings) {
     let filter = level.and(pingora_filter);
     // Colours only for a person at a terminal; a file or a log collector gets plain text.
     let fmt = tracing_subscriber::fmt::layer().with_ansi(std::io::stdout().is_terminal());
-    match settings.log_format {
+    match settings.log.format {
         LogFormat::Json => tracing_subscriber::registry()
             .with(fmt.json().with_filter(filter))
             .init(),

@@ -227,7 +227,7 @@ fn demo(cli: &Cli) -> ExitCode {
         &proxy,
         &metrics,
         &standin_addr.to_string(),
-        &settings.api_prefix,
+        &settings.onezone.api_prefix,
     );
     let _ = print_quietly(&format!("{text}\n"));
     start(settings, source)

@@ -92,11 +92,11 @@ impl MigrationProxy {
         live: Arc<Live>,
         life: Arc<Lifecycle>,
     ) -> Self {
-        let matcher = Matcher::new(&settings.api_prefix);
+        let matcher = Matcher::new(&settings.onezone.api_prefix);
         let mut tunnel_peer = peer.clone();
         // Pingora gives an upgraded connection's upstream side the peer's read timeout; an
         // upgrade request therefore also waits this long for its 101.
-        tunnel_peer.options.read_timeout = settings.tunnel_idle_timeout;
+        tunnel_peer.options.read_timeout = settings.limits.tunnel_idle_timeout;
         MigrationProxy {
             settings,
             peer,
@@ -142,7 +142,7 @@ impl MigrationProxy {
             let base = self.public_base(session, policies.public_url.as_deref())?;
             Some(deprecation::successor_url(
                 &base,
-                &self.settings.api_prefix,
+                &self.settings.onezone.api_prefix,
                 path,
             ))
         });
@@ -184,7 +184,7 @@ impl MigrationProxy {
         let req = session.req_header();
         let peer = client_ip(session);
         // An untrusted peer's own forwarding headers are ignored, so they are not even read.
-        let trusted = peer.is_some_and(|ip| is_trusted(ip, &self.settings.trusted_proxies));
+        let trusted = peer.is_some_and(|ip| is_trusted(ip, &self.settings.forwarding.trusted_proxies));
         let joined = |name: &str| {
             let values: Vec<&str> = req
                 .headers
@@ -203,7 +203,7 @@ impl MigrationProxy {
             is_tls(session),
             existing_for.as_deref(),
             existing_proto.as_deref(),
-            &self.settings.trusted_proxies,
+            &self.settings.forwarding.trusted_proxies,
         )
     }
 
@@ -310,14 +310,14 @@ impl ProxyHttp for MigrationProxy {
             .as_downstream()
             .as_http1()
             .map(|h1| h1.get_headers_raw_bytes());
-        if let Some(Err(refusal)) = raw_head.map(|raw| check_head(&raw, &self.settings.limits)) {
+        if let Some(Err(refusal)) = raw_head.map(|raw| check_head(&raw, &self.settings.limits.head)) {
             session.set_keepalive(None);
             ctx.failure = None;
             self.write(session, &Answer::error(refusal.error()), ctx)
                 .await?;
             return Ok(true);
         }
-        session.set_read_timeout(Some(self.settings.client_timeout));
+        session.set_read_timeout(Some(self.settings.limits.client_timeout));
         let req = session.req_header();
         let m = match self.matcher.lookup(req.method.as_str(), req.raw_path()) {
             None => return Ok(false),
@@ -374,7 +374,7 @@ impl ProxyHttp for MigrationProxy {
             // A tunnel now: the client side's reads wait the tunnel's idle limit, not the
             // request body's.
             ctx.tunnel = Some(Instant::now());
-            session.set_read_timeout(self.settings.tunnel_idle_timeout);
+            session.set_read_timeout(self.settings.limits.tunnel_idle_timeout);
         } else if self.life.is_draining() {
             session.set_keepalive(None);
         }
@@ -481,7 +481,7 @@ impl ProxyHttp for MigrationProxy {
                 _ => "success",
             };
             let client =
-                metrics::client_label(header(&self.settings.client_header), &self.settings.clients);
+                metrics::client_label(header(&self.settings.metrics.client_header), &self.settings.metrics.clients);
             m.legacy_requests
                 .with_label_values(&[route, mode, outcome, class, client])
                 .inc();

@@ -61,12 +61,12 @@ pub struct Ready {
 fn server_conf(settings: &Settings) -> ServerConf {
     let secs = |d: std::time::Duration| d.as_secs().max(1);
     ServerConf {
-        threads: settings.threads,
-        work_stealing: settings.work_stealing,
+        threads: settings.server.threads,
+        work_stealing: settings.server.work_stealing,
         // Pingora sleeps this long after the listeners close; the drain (lifecycle.rs) ends the
         // process earlier as soon as nothing is in flight.
-        grace_period_seconds: Some(secs(settings.grace_period)),
-        graceful_shutdown_timeout_seconds: Some(secs(settings.shutdown_timeout)),
+        grace_period_seconds: Some(secs(settings.server.grace_period)),
+        graceful_shutdown_timeout_seconds: Some(secs(settings.server.shutdown_timeout)),
         ca_file: settings
             .upstream
             .ca_file
@@ -166,13 +166,13 @@ pub fn build(settings: Settings, source: ConfigSource) -> Result<Ready, StartErr
     let client = OnezoneClient::new(
         &conf,
         peer.clone(),
-        &settings.api_prefix,
+        &settings.onezone.api_prefix,
         host,
         &settings.upstream,
     );
     let legacy = Arc::new(Legacy::new(
         client,
-        CallerCache::new(settings.caller_cache_ttl, settings.caller_cache_size),
+        CallerCache::new(settings.onezone.caller_cache_ttl, settings.onezone.caller_cache_size),
     ));
 
     let http_proxy = pingora::proxy::http_proxy(
@@ -186,8 +186,8 @@ pub fn build(settings: Settings, source: ConfigSource) -> Result<Ready, StartErr
         ),
     );
     let limits = ConnectionLimits {
-        keepalive_timeout: settings.keepalive_timeout,
-        header_timeout: settings.header_timeout,
+        keepalive_timeout: settings.limits.keepalive_timeout,
+        header_timeout: settings.limits.header_timeout,
     };
     let mut proxy = Service::new(
         "onezone-migration-proxy".to_string(),
@@ -213,7 +213,7 @@ pub fn build(settings: Settings, source: ConfigSource) -> Result<Ready, StartErr
     }
     server.add_service(proxy);
 
-    let watch = settings.reload_watch.then_some(settings.reload_interval);
+    let watch = settings.reload.watch.then_some(settings.reload.interval);
     let reloader = Reloader::new(source.path, source.overrides, source.file, live, watch);
     server.add_service(pingora::services::background::background_service(
         "config reload",
@@ -236,8 +236,8 @@ pub fn build(settings: Settings, source: ConfigSource) -> Result<Ready, StartErr
         server,
         life,
         drain: Drain {
-            delay: settings.drain_delay,
-            grace: settings.grace_period,
+            delay: settings.server.drain_delay,
+            grace: settings.server.grace_period,
         },
         listeners,
     })

@@ -1,4 +1,5 @@
-//! The typed layer: validated settings, what the proxy runs on.
+//! The typed layer: validated settings, what the proxy runs on. One struct per section of the
+//! file, each built by its own validator in `validate.rs`.
 
 use super::*;
 
@@ -7,32 +8,14 @@ use super::*;
 pub struct Settings {
     pub listen: Listen,
     pub upstream: Upstream,
-    pub trusted_proxies: Vec<IpNet>,
-    pub api_prefix: String,
-    pub caller_cache_ttl: Duration,
-    pub caller_cache_size: usize,
-    pub threads: usize,
-    pub work_stealing: bool,
-    /// After SIGTERM: how long the listeners keep accepting (answers say `Connection: close`).
-    pub drain_delay: Duration,
-    /// Then: the longest wait for requests in flight.
-    pub grace_period: Duration,
-    /// Then: how long Pingora's runtimes get to stop.
-    pub shutdown_timeout: Duration,
-    pub log_format: LogFormat,
-    pub log_level: String,
-    pub reload_watch: bool,
-    pub reload_interval: Duration,
-    /// The header the metrics' `client` label is read from.
-    pub client_header: http::HeaderName,
-    pub clients: Vec<String>,
-    pub limits: crate::hardening::Limits,
-    pub client_timeout: Duration,
-    pub keepalive_timeout: Duration,
-    pub header_timeout: Duration,
-    /// `None`: upgraded connections never time out.
-    pub tunnel_idle_timeout: Option<Duration>,
-    /// The live part: what `SIGHUP` reloads.
+    pub forwarding: Forwarding,
+    pub onezone: Onezone,
+    pub server: Server,
+    pub log: Log,
+    pub reload: Reload,
+    pub limits: Limits,
+    pub metrics: Metrics,
+    /// The live part (`[deprecation]` and `[routes.*]`): what `SIGHUP` reloads.
     pub policies: Policies,
 }
 
@@ -78,4 +61,58 @@ impl Upstream {
             self.authority
         )
     }
+}
+
+#[derive(Debug, Clone)]
+pub struct Forwarding {
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Onezone {
+    pub api_prefix: String,
+    pub caller_cache_ttl: Duration,
+    pub caller_cache_size: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub threads: usize,
+    pub work_stealing: bool,
+    /// After SIGTERM: how long the listeners keep accepting (answers say `Connection: close`).
+    pub drain_delay: Duration,
+    /// Then: the longest wait for requests in flight.
+    pub grace_period: Duration,
+    /// Then: how long Pingora's runtimes get to stop.
+    pub shutdown_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Log {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Reload {
+    pub watch: bool,
+    pub interval: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The request-head limits `hardening::check_head` enforces.
+    pub head: crate::hardening::Limits,
+    pub client_timeout: Duration,
+    pub keepalive_timeout: Duration,
+    pub header_timeout: Duration,
+    /// `None`: upgraded connections never time out.
+    pub tunnel_idle_timeout: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// The header the metrics' `client` label is read from.
+    pub client_header: http::HeaderName,
+    pub clients: Vec<String>,
 }

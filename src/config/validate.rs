@@ -32,168 +32,34 @@ impl FileConfig {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot render: {e}\n"))
     }
 
-    /// Checks every value and builds the typed settings.
+    /// Checks every value and builds the typed settings, section by section. The file config is
+    /// destructured whole, so a new section does not compile until it is validated here.
     pub fn validate(&self, file: &str) -> Result<Settings, ConfigError> {
-        let bad = |key: &str, reason: String| ConfigError::invalid(file, key, reason);
-        let duration_or_zero = |key: &str, value: &str| -> Result<Duration, ConfigError> {
-            if value == "0" {
-                return Ok(Duration::ZERO);
-            }
-            humantime::parse_duration(value).map_err(|e| {
-                bad(
-                    key,
-                    format!("{value:?} is not a duration ({e}); e.g. \"5s\""),
-                )
-            })
-        };
-        let duration = |key: &str, value: &str| -> Result<Duration, ConfigError> {
-            let d = duration_or_zero(key, value)?;
-            if d.is_zero() {
-                return Err(bad(key, "must be greater than zero".into()));
-            }
-            Ok(d)
-        };
-        let socket = |key: &str, value: &str| -> Result<SocketAddr, ConfigError> {
-            value
-                .parse::<SocketAddr>()
-                .map_err(|_| bad(key, format!("{value:?} is not an IP:port address")))
-        };
-
-        let mut http = Vec::new();
-        for (i, a) in self.listen.http.iter().enumerate() {
-            http.push(socket(&format!("listen.http[{i}]"), a)?);
-        }
-        let metrics = if self.listen.metrics.is_empty() {
-            None
-        } else {
-            Some(socket("listen.metrics", &self.listen.metrics)?)
-        };
-        let mut tls = Vec::new();
-        for (i, t) in self.listen.tls.iter().enumerate() {
-            let key = format!("listen.tls[{i}]");
-            let address = socket(&format!("{key}.address"), &t.address)?;
-            for (name, path) in [("cert", &t.cert), ("key", &t.key)] {
-                readable_file(path).map_err(|reason| bad(&format!("{key}.{name}"), reason))?;
-            }
-            crate::tls::check_cert_and_key(&t.cert, &t.key)
-                .map_err(|(which, reason)| bad(&format!("{key}.{which}"), reason))?;
-            tls.push(TlsListener {
-                address,
-                cert: t.cert.clone(),
-                key: t.key.clone(),
-            });
-        }
-        if http.is_empty() && tls.is_empty() {
-            return Err(bad(
-                "listen",
-                "no listener: set listen.http or listen.tls".into(),
-            ));
-        }
-
-        let upstream = self.validate_upstream(file, &duration)?;
-
-        let mut trusted_proxies = Vec::new();
-        for (i, p) in self.forwarding.trusted_proxies.iter().enumerate() {
-            let net = p
-                .parse::<IpNet>()
-                .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
-                .map_err(|_| {
-                    bad(
-                        &format!("forwarding.trusted_proxies[{i}]"),
-                        format!("{p:?} is not an IP address or CIDR range"),
-                    )
-                })?;
-            trusted_proxies.push(net);
-        }
-
-        let prefix = &self.onezone.api_prefix;
-        if !prefix.starts_with('/') || prefix.ends_with('/') || prefix.contains("//") {
-            return Err(bad(
-                "onezone.api_prefix",
-                format!("{prefix:?} must start with '/' and not end with '/'"),
-            ));
-        }
-        let caller_cache_ttl =
-            duration("onezone.caller_cache_ttl", &self.onezone.caller_cache_ttl)?;
-
-        if self.server.threads == 0 {
-            return Err(bad("server.threads", "must be at least 1".into()));
-        }
-        let drain_delay = duration_or_zero("server.drain_delay", &self.server.drain_delay)?;
-        let grace_period = duration("server.grace_period", &self.server.grace_period)?;
-        let shutdown_timeout = duration("server.shutdown_timeout", &self.server.shutdown_timeout)?;
-        check_log_level(&self.log.level).map_err(|reason| bad("log.level", reason))?;
-        let reload_interval = duration("reload.interval", &self.reload.interval)?;
-        let l = &self.limits;
-        for (key, v) in [
-            ("limits.max_request_line", l.max_request_line),
-            ("limits.max_header_bytes", l.max_header_bytes),
-            ("limits.max_headers", l.max_headers),
-        ] {
-            if v == 0 {
-                return Err(bad(key, "must be greater than zero".into()));
-            }
-        }
-        let client_timeout = duration("limits.client_timeout", &l.client_timeout)?;
-        let keepalive_timeout = duration("limits.keepalive_timeout", &l.keepalive_timeout)?;
-        let header_timeout = duration("limits.header_timeout", &l.header_timeout)?;
-        let tunnel_idle_timeout =
-            duration_or_zero("limits.tunnel_idle_timeout", &l.tunnel_idle_timeout)?;
-        let tunnel_idle_timeout = (!tunnel_idle_timeout.is_zero()).then_some(tunnel_idle_timeout);
-        let client_header = http::HeaderName::from_bytes(self.metrics.client_header.as_bytes())
-            .map_err(|_| {
-                bad(
-                    "metrics.client_header",
-                    format!("{:?} is not a header name", self.metrics.client_header),
-                )
-            })?;
-        if self.metrics.clients.len() > MAX_CLIENTS {
-            return Err(bad(
-                "metrics.clients",
-                format!("at most {MAX_CLIENTS} clients, to keep the metric series bounded"),
-            ));
-        }
-        for (i, c) in self.metrics.clients.iter().enumerate() {
-            let ok = (1..=64).contains(&c.len())
-                && c.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-            if !ok {
-                return Err(bad(
-                    &format!("metrics.clients[{i}]"),
-                    format!("{c:?} is not a product token (letters, digits, '.', '_', '-')"),
-                ));
-            }
-        }
-        let policies = self.validate_policies(file)?;
-
-        Ok(Settings {
-            listen: Listen { http, tls, metrics },
+        let FileConfig {
+            listen,
             upstream,
-            trusted_proxies,
-            api_prefix: prefix.clone(),
-            caller_cache_ttl,
-            caller_cache_size: self.onezone.caller_cache_size,
-            threads: self.server.threads,
-            work_stealing: self.server.work_stealing,
-            drain_delay,
-            grace_period,
-            shutdown_timeout,
-            log_format: self.log.format,
-            log_level: self.log.level.clone(),
-            reload_watch: self.reload.watch,
-            reload_interval,
-            client_header,
-            clients: self.metrics.clients.clone(),
-            limits: crate::hardening::Limits {
-                max_request_line: l.max_request_line,
-                max_header_bytes: l.max_header_bytes,
-                max_headers: l.max_headers,
-            },
-            client_timeout,
-            keepalive_timeout,
-            header_timeout,
-            tunnel_idle_timeout,
-            policies,
+            forwarding,
+            onezone,
+            server,
+            log,
+            reload,
+            limits,
+            metrics,
+            deprecation: _,
+            routes: _,
+        } = self;
+        let c = Check { file };
+        Ok(Settings {
+            listen: listen.validate(&c)?,
+            upstream: upstream.validate(&c)?,
+            forwarding: forwarding.validate(&c)?,
+            onezone: onezone.validate(&c)?,
+            server: server.validate(&c)?,
+            log: log.validate(&c)?,
+            reload: reload.validate(&c)?,
+            limits: limits.validate(&c)?,
+            metrics: metrics.validate(&c)?,
+            policies: self.validate_policies(file)?,
         })
     }
 
@@ -232,40 +98,112 @@ impl FileConfig {
             public_url,
         })
     }
+}
 
-    fn validate_upstream(
-        &self,
-        file: &str,
-        duration: &dyn Fn(&str, &str) -> Result<Duration, ConfigError>,
-    ) -> Result<Upstream, ConfigError> {
-        let u = &self.upstream;
-        let bad = |key: &str, reason: String| ConfigError::invalid(file, key, reason);
-        let uri: http::Uri = u
-            .url
+/// The checks every section uses; each error names the file and the key.
+struct Check<'a> {
+    file: &'a str,
+}
+
+impl Check<'_> {
+    fn bad(&self, key: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError::invalid(self.file, key, reason)
+    }
+
+    /// A duration; `"0"` (or `"0s"`) is allowed and means zero.
+    fn duration_or_zero(&self, key: &str, value: &str) -> Result<Duration, ConfigError> {
+        if value == "0" {
+            return Ok(Duration::ZERO);
+        }
+        humantime::parse_duration(value).map_err(|e| {
+            self.bad(
+                key,
+                format!("{value:?} is not a duration ({e}); e.g. \"5s\""),
+            )
+        })
+    }
+
+    fn duration(&self, key: &str, value: &str) -> Result<Duration, ConfigError> {
+        let d = self.duration_or_zero(key, value)?;
+        if d.is_zero() {
+            return Err(self.bad(key, "must be greater than zero"));
+        }
+        Ok(d)
+    }
+
+    fn socket(&self, key: &str, value: &str) -> Result<SocketAddr, ConfigError> {
+        value
+            .parse::<SocketAddr>()
+            .map_err(|_| self.bad(key, format!("{value:?} is not an IP:port address")))
+    }
+
+    fn positive(&self, key: &str, value: usize) -> Result<usize, ConfigError> {
+        match value {
+            0 => Err(self.bad(key, "must be greater than zero")),
+            v => Ok(v),
+        }
+    }
+}
+
+impl ListenFile {
+    fn validate(&self, c: &Check) -> Result<Listen, ConfigError> {
+        let mut http = Vec::new();
+        for (i, a) in self.http.iter().enumerate() {
+            http.push(c.socket(&format!("listen.http[{i}]"), a)?);
+        }
+        let metrics = match self.metrics.is_empty() {
+            true => None,
+            false => Some(c.socket("listen.metrics", &self.metrics)?),
+        };
+        let mut tls = Vec::new();
+        for (i, t) in self.tls.iter().enumerate() {
+            let key = format!("listen.tls[{i}]");
+            let address = c.socket(&format!("{key}.address"), &t.address)?;
+            for (name, path) in [("cert", &t.cert), ("key", &t.key)] {
+                readable_file(path).map_err(|reason| c.bad(&format!("{key}.{name}"), reason))?;
+            }
+            crate::tls::check_cert_and_key(&t.cert, &t.key)
+                .map_err(|(which, reason)| c.bad(&format!("{key}.{which}"), reason))?;
+            tls.push(TlsListener {
+                address,
+                cert: t.cert.clone(),
+                key: t.key.clone(),
+            });
+        }
+        if http.is_empty() && tls.is_empty() {
+            return Err(c.bad("listen", "no listener: set listen.http or listen.tls"));
+        }
+        Ok(Listen { http, tls, metrics })
+    }
+}
+
+impl UpstreamFile {
+    fn validate(&self, c: &Check) -> Result<Upstream, ConfigError> {
+        let url = &self.url;
+        let uri: http::Uri = url
             .parse()
-            .map_err(|e| bad("upstream.url", format!("{:?} is not a URL: {e}", u.url)))?;
+            .map_err(|e| c.bad("upstream.url", format!("{url:?} is not a URL: {e}")))?;
         let tls = match uri.scheme_str() {
             Some("https") => true,
             Some("http") => false,
             _ => {
-                return Err(bad(
+                return Err(c.bad(
                     "upstream.url",
-                    format!("{:?} must start with http:// or https://", u.url),
+                    format!("{url:?} must start with http:// or https://"),
                 ))
             }
         };
         let Some(authority) = uri.authority() else {
-            return Err(bad("upstream.url", format!("{:?} has no host", u.url)));
+            return Err(c.bad("upstream.url", format!("{url:?} has no host")));
         };
         if authority.as_str().contains('@') {
-            return Err(bad("upstream.url", "must not carry credentials".into()));
+            return Err(c.bad("upstream.url", "must not carry credentials"));
         }
         if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
-            return Err(bad(
+            return Err(c.bad(
                 "upstream.url",
                 format!(
-                    "{:?}: give scheme, host and port only; the API prefix is onezone.api_prefix",
-                    u.url
+                    "{url:?}: give scheme, host and port only; the API prefix is onezone.api_prefix"
                 ),
             ));
         }
@@ -274,35 +212,150 @@ impl FileConfig {
             .trim_start_matches('[')
             .trim_end_matches(']');
         let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        if let Some(ca) = &u.ca_file {
+        if let Some(ca) = &self.ca_file {
             readable_file(ca)
                 .and_then(|_| crate::tls::check_ca_file(ca))
-                .map_err(|reason| bad("upstream.ca_file", reason))?;
+                .map_err(|reason| c.bad("upstream.ca_file", reason))?;
         }
-        if u.max_connections == 0 {
-            return Err(bad("upstream.max_connections", "must be at least 1".into()));
-        }
-        if u.max_body_bytes == 0 {
-            return Err(bad(
-                "upstream.max_body_bytes",
-                "must be greater than zero".into(),
-            ));
-        }
+        let max_body_bytes = usize::try_from(self.max_body_bytes).unwrap_or(usize::MAX);
         Ok(Upstream {
             tls,
             host: host.to_string(),
             port,
             authority: authority.as_str().to_string(),
-            sni: u.sni.clone().unwrap_or_else(|| host.to_string()),
-            verify_tls: u.verify_tls,
-            ca_file: u.ca_file.clone(),
-            host_header: u.host_header,
-            connect_timeout: duration("upstream.connect_timeout", &u.connect_timeout)?,
-            read_timeout: duration("upstream.read_timeout", &u.read_timeout)?,
-            total_timeout: duration("upstream.total_timeout", &u.total_timeout)?,
-            idle_timeout: duration("upstream.idle_timeout", &u.idle_timeout)?,
-            max_body_bytes: usize::try_from(u.max_body_bytes).unwrap_or(usize::MAX),
-            max_connections: u.max_connections,
+            sni: self.sni.clone().unwrap_or_else(|| host.to_string()),
+            verify_tls: self.verify_tls,
+            ca_file: self.ca_file.clone(),
+            host_header: self.host_header,
+            connect_timeout: c.duration("upstream.connect_timeout", &self.connect_timeout)?,
+            read_timeout: c.duration("upstream.read_timeout", &self.read_timeout)?,
+            total_timeout: c.duration("upstream.total_timeout", &self.total_timeout)?,
+            idle_timeout: c.duration("upstream.idle_timeout", &self.idle_timeout)?,
+            max_body_bytes: c.positive("upstream.max_body_bytes", max_body_bytes)?,
+            max_connections: c.positive("upstream.max_connections", self.max_connections)?,
+        })
+    }
+}
+
+impl ForwardingFile {
+    fn validate(&self, c: &Check) -> Result<Forwarding, ConfigError> {
+        let mut trusted_proxies = Vec::new();
+        for (i, p) in self.trusted_proxies.iter().enumerate() {
+            let net = p
+                .parse::<IpNet>()
+                .or_else(|_| p.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    c.bad(
+                        &format!("forwarding.trusted_proxies[{i}]"),
+                        format!("{p:?} is not an IP address or CIDR range"),
+                    )
+                })?;
+            trusted_proxies.push(net);
+        }
+        Ok(Forwarding { trusted_proxies })
+    }
+}
+
+impl OnezoneFile {
+    fn validate(&self, c: &Check) -> Result<Onezone, ConfigError> {
+        let prefix = &self.api_prefix;
+        if !prefix.starts_with('/') || prefix.ends_with('/') || prefix.contains("//") {
+            return Err(c.bad(
+                "onezone.api_prefix",
+                format!("{prefix:?} must start with '/' and not end with '/'"),
+            ));
+        }
+        Ok(Onezone {
+            api_prefix: prefix.clone(),
+            caller_cache_ttl: c.duration("onezone.caller_cache_ttl", &self.caller_cache_ttl)?,
+            caller_cache_size: self.caller_cache_size,
+        })
+    }
+}
+
+impl ServerFile {
+    fn validate(&self, c: &Check) -> Result<Server, ConfigError> {
+        if self.threads == 0 {
+            return Err(c.bad("server.threads", "must be at least 1"));
+        }
+        Ok(Server {
+            threads: self.threads,
+            work_stealing: self.work_stealing,
+            drain_delay: c.duration_or_zero("server.drain_delay", &self.drain_delay)?,
+            grace_period: c.duration("server.grace_period", &self.grace_period)?,
+            shutdown_timeout: c.duration("server.shutdown_timeout", &self.shutdown_timeout)?,
+        })
+    }
+}
+
+impl LogFile {
+    fn validate(&self, c: &Check) -> Result<Log, ConfigError> {
+        check_log_level(&self.level).map_err(|reason| c.bad("log.level", reason))?;
+        Ok(Log {
+            format: self.format,
+            level: self.level.clone(),
+        })
+    }
+}
+
+impl ReloadFile {
+    fn validate(&self, c: &Check) -> Result<Reload, ConfigError> {
+        Ok(Reload {
+            watch: self.watch,
+            interval: c.duration("reload.interval", &self.interval)?,
+        })
+    }
+}
+
+impl LimitsFile {
+    fn validate(&self, c: &Check) -> Result<Limits, ConfigError> {
+        let head = crate::hardening::Limits {
+            max_request_line: c.positive("limits.max_request_line", self.max_request_line)?,
+            max_header_bytes: c.positive("limits.max_header_bytes", self.max_header_bytes)?,
+            max_headers: c.positive("limits.max_headers", self.max_headers)?,
+        };
+        let tunnel_idle_timeout =
+            c.duration_or_zero("limits.tunnel_idle_timeout", &self.tunnel_idle_timeout)?;
+        Ok(Limits {
+            head,
+            client_timeout: c.duration("limits.client_timeout", &self.client_timeout)?,
+            keepalive_timeout: c.duration("limits.keepalive_timeout", &self.keepalive_timeout)?,
+            header_timeout: c.duration("limits.header_timeout", &self.header_timeout)?,
+            tunnel_idle_timeout: (!tunnel_idle_timeout.is_zero()).then_some(tunnel_idle_timeout),
+        })
+    }
+}
+
+impl MetricsFile {
+    fn validate(&self, c: &Check) -> Result<Metrics, ConfigError> {
+        let client_header =
+            http::HeaderName::from_bytes(self.client_header.as_bytes()).map_err(|_| {
+                c.bad(
+                    "metrics.client_header",
+                    format!("{:?} is not a header name", self.client_header),
+                )
+            })?;
+        if self.clients.len() > MAX_CLIENTS {
+            return Err(c.bad(
+                "metrics.clients",
+                format!("at most {MAX_CLIENTS} clients, to keep the metric series bounded"),
+            ));
+        }
+        for (i, name) in self.clients.iter().enumerate() {
+            let ok = (1..=64).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+            if !ok {
+                return Err(c.bad(
+                    &format!("metrics.clients[{i}]"),
+                    format!("{name:?} is not a product token (letters, digits, '.', '_', '-')"),
+                ));
+            }
+        }
+        Ok(Metrics {
+            client_header,
+            clients: self.clients.clone(),
         })
     }
 }
@@ -524,10 +577,10 @@ mod tests {
         )
         .unwrap();
         let s = f.validate("t").unwrap();
-        assert_eq!(s.tunnel_idle_timeout, None);
-        assert_eq!(s.drain_delay, Duration::ZERO);
+        assert_eq!(s.limits.tunnel_idle_timeout, None);
+        assert_eq!(s.server.drain_delay, Duration::ZERO);
         let d = FileConfig::default().validate("d").unwrap();
-        assert_eq!(d.tunnel_idle_timeout, Some(Duration::from_secs(3600)));
+        assert_eq!(d.limits.tunnel_idle_timeout, Some(Duration::from_secs(3600)));
         assert_eq!(
             invalid("[limits]\nkeepalive_timeout = \"0s\"").0,
             "limits.keepalive_timeout"
@@ -631,7 +684,7 @@ mod tests {
         assert_eq!(s.upstream.port, 9080);
         assert_eq!(s.upstream.authority, "[::1]:9080");
         assert_eq!(s.upstream.host_header, HostPolicy::Upstream);
-        assert_eq!(s.trusted_proxies.len(), 2);
+        assert_eq!(s.forwarding.trusted_proxies.len(), 2);
         assert_eq!(s.upstream.base_url(), "http://[::1]:9080");
     }
 
