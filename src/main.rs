@@ -172,10 +172,10 @@ fn routes_table() -> String {
         "method", "path", "invite type", "target key"
     );
     for r in routes::ROUTES {
-        let (invite_type, target_key) = match r.handler {
-            routes::Handler::Invite(i) => (i.invite_type, i.target_key),
-            routes::Handler::Annotate => ("(annotate only)", "-"),
-            _ => ("-", "-"),
+        let (invite_type, target_key) = match r.rewrite {
+            Some(routes::Rewrite::Invite(i)) => (i.invite_type, i.target_key),
+            Some(_) => ("-", "-"),
+            None => ("(annotate only)", "-"),
         };
         let _ = writeln!(
             out,

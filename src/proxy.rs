@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use async_trait::async_trait;
-use http::{HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
@@ -38,13 +37,13 @@ use crate::forwarding::{
     forwarding_headers, is_trusted, ForwardingHeaders, X_FORWARDED_FOR, X_FORWARDED_PROTO,
 };
 use crate::hardening::check_head;
-use crate::legacy::{Answer, Credential, Legacy, LegacyRequest};
+use crate::legacy::{Answer, Caller, Legacy, LegacyRequest};
 use crate::lifecycle::Lifecycle;
 use crate::metrics::{self, metrics};
 use crate::migration::{self, Action, Live};
 use crate::onezone::client::CallError;
 use crate::onezone::error::OnezoneError;
-use crate::routes::{Handler, Match, Matcher};
+use crate::routes::{Match, Matcher, Rewrite, Route};
 
 /// How long an oversized body is read and discarded after its 413.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
@@ -63,16 +62,9 @@ pub(crate) struct MigrationProxy {
 /// The record of one request, filled in as it goes through the phases.
 pub(crate) struct Ctx {
     start: Instant,
-    /// The legacy operation served, or `None` for pass-through.
-    operation: Option<&'static str>,
-    subject: Option<String>,
+    /// `None` for pass-through.
+    deprecated: Option<Deprecated>,
     failure: Option<&'static str>,
-    /// What the migration policy decided for a deprecated operation.
-    action: Option<Action>,
-    /// The deprecation headers every answer to this request carries.
-    deprecation: Option<Headers>,
-    /// The operation is deprecated without a rewrite (annotate-only).
-    annotate_only: bool,
     /// The status Onezone answered a passed-through call with.
     upstream_status: Option<u16>,
     in_flight: bool,
@@ -82,6 +74,30 @@ pub(crate) struct Ctx {
     tunnel_end: Option<&'static str>,
     /// The client went away before its answer was written (logged as nginx's 499).
     client_closed: bool,
+}
+
+/// The part of a request's record that only a deprecated operation has.
+struct Deprecated {
+    route: &'static Route,
+    /// What the migration policy decided.
+    action: Action,
+    /// The deprecation headers every answer to this request carries.
+    headers: Headers,
+    /// The caller's subject id, when it was resolved.
+    subject: Option<String>,
+}
+
+impl Ctx {
+    fn deprecation_headers(&self) -> Option<&Headers> {
+        self.deprecated.as_ref().map(|d| &d.headers)
+    }
+
+    /// The operation id for logs and metrics; `passthrough` for every other request.
+    fn route_label(&self) -> &'static str {
+        self.deprecated
+            .as_ref()
+            .map_or("passthrough", |d| d.route.operation)
+    }
 }
 
 impl MigrationProxy {
@@ -113,7 +129,7 @@ impl MigrationProxy {
         if self.life.is_draining() {
             session.set_keepalive(None);
         }
-        write_answer(session, answer, ctx.deprecation.as_ref()).await
+        write_answer(session, answer, ctx.deprecation_headers()).await
     }
 
     /// The public Onezone URL: configured, or the scheme and `Host` this request came with.
@@ -135,7 +151,6 @@ impl MigrationProxy {
     /// Applies the migration policy to a deprecated operation; `Ok(true)` when answered here.
     async fn migrate(&self, session: &mut Session, m: Match, ctx: &mut Ctx) -> Result<bool> {
         let route = m.route;
-        ctx.operation = Some(route.operation);
         let policies = self.live.current();
         let policy = policies.for_operation(route.operation);
         let successor = route.successor.and_then(|path| {
@@ -146,37 +161,31 @@ impl MigrationProxy {
                 path,
             ))
         });
-        ctx.deprecation = Some(deprecation::headers(policy, successor.as_deref()));
-        // Sticky rollout: a bucket from the caller's credential digest, or from its address
-        // when it sent none. Only a partial rollout needs it (it costs a SHA-256).
-        let bucket = if policy.rewrite_percent < 100 {
-            let digest = Credential::from_headers(&session.req_header().headers)
-                .digest()
-                .unwrap_or_else(|| {
-                    let ip = client_ip(session)
-                        .map(|ip| ip.to_string())
-                        .unwrap_or_default();
-                    Credential::Basic(ip).digest().unwrap_or_default()
-                });
-            migration::bucket(&digest)
-        } else {
-            0
+        let caller = Caller::new(&session.req_header().headers, &self.forwarding(session));
+        // Sticky rollout; only a partial rollout needs the bucket (it costs a SHA-256).
+        let bucket = match policy.rewrite_percent < 100 {
+            true => migration::bucket(&caller.rollout_digest(client_ip(session))),
+            false => 0,
         };
-        ctx.annotate_only = route.handler == Handler::Annotate;
-        let rewritable = !ctx.annotate_only;
-        let action = migration::decide(policy, rewritable, SystemTime::now(), bucket);
-        ctx.action = Some(action);
-        match action {
-            Action::Passthrough => Ok(false),
-            Action::Rewrite => {
-                self.serve_legacy(session, m, ctx).await?;
+        let action = migration::decide(policy, route.rewrite.is_some(), SystemTime::now(), bucket);
+        ctx.deprecated = Some(Deprecated {
+            route,
+            action,
+            headers: deprecation::headers(policy, successor.as_deref()),
+            subject: None,
+        });
+        match (action, route.rewrite) {
+            (Action::Rewrite, Some(rewrite)) => {
+                self.serve_legacy(session, m, rewrite, caller, ctx).await?;
                 Ok(true)
             }
-            Action::Reject(why) => {
+            (Action::Reject(why), _) => {
                 let answer = answers::rejected(why, successor.as_deref());
                 self.write(session, &answer, ctx).await?;
                 Ok(true)
             }
+            // `decide` never rewrites a route without a rewrite (annotate-only).
+            (Action::Passthrough | Action::Rewrite, _) => Ok(false),
         }
     }
 
@@ -208,23 +217,25 @@ impl MigrationProxy {
     }
 
     /// Answers a legacy endpoint from the proxy itself.
-    async fn serve_legacy(&self, session: &mut Session, m: Match, ctx: &mut Ctx) -> Result<()> {
+    async fn serve_legacy(
+        &self,
+        session: &mut Session,
+        m: Match,
+        rewrite: Rewrite,
+        caller: Caller,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
         let limit = self.settings.upstream.max_body_bytes;
         let answer = match read_body(session, limit).await? {
             None => Answer::error(OnezoneError::payload_too_large(limit)),
             Some(body) => {
-                let fwd = self.forwarding(session);
-                let mut forwarding = Vec::new();
-                if !fwd.forwarded_for.is_empty() {
-                    forwarding.push(header(X_FORWARDED_FOR, &fwd.forwarded_for));
-                }
-                forwarding.push(header(X_FORWARDED_PROTO, fwd.forwarded_proto));
                 let req = LegacyRequest {
                     route: m.route,
+                    rewrite,
                     param: m.param,
                     headers: session.req_header().headers.clone(),
-                    forwarding: forwarding.into_iter().flatten().collect(),
                     body,
+                    caller,
                 };
                 let deadline = self.settings.upstream.total_timeout;
                 let handled = tokio::time::timeout(deadline, self.legacy.handle(req));
@@ -244,7 +255,9 @@ impl MigrationProxy {
                 })
             }
         };
-        ctx.subject = answer.subject.clone();
+        if let Some(d) = &mut ctx.deprecated {
+            d.subject = answer.subject.clone();
+        }
         ctx.failure = answer.failure;
         let written = match ctx.client_closed {
             true => Err(Error::explain(
@@ -281,12 +294,8 @@ impl ProxyHttp for MigrationProxy {
     fn new_ctx(&self) -> Ctx {
         Ctx {
             start: Instant::now(),
-            operation: None,
-            subject: None,
+            deprecated: None,
             failure: None,
-            action: None,
-            deprecation: None,
-            annotate_only: false,
             upstream_status: None,
             in_flight: false,
             tunnel: None,
@@ -378,7 +387,7 @@ impl ProxyHttp for MigrationProxy {
         } else if self.life.is_draining() {
             session.set_keepalive(None);
         }
-        if let Some(h) = &ctx.deprecation {
+        if let Some(h) = ctx.deprecation_headers() {
             add_deprecation_headers(resp, h)?;
         }
         Ok(())
@@ -409,7 +418,7 @@ impl ProxyHttp for MigrationProxy {
         {
             // The connection is not reused: say so, or a client may send the next request on it.
             session.set_keepalive(None);
-            if let Err(we) = write_answer(session, &answer, ctx.deprecation.as_ref()).await {
+            if let Err(we) = write_answer(session, &answer, ctx.deprecation_headers()).await {
                 tracing::debug!(error = %we, "could not send the error answer");
             }
         }
@@ -435,7 +444,7 @@ impl ProxyHttp for MigrationProxy {
         format!(
             "{} {}",
             metrics::method_label(session.req_header().method.as_str()),
-            ctx.operation.unwrap_or("passthrough")
+            ctx.route_label()
         )
     }
 
@@ -453,10 +462,10 @@ impl ProxyHttp for MigrationProxy {
         let req = session.req_header();
         let header = |name: &http::HeaderName| req.headers.get(name).and_then(|v| v.to_str().ok());
         let method = metrics::method_label(req.method.as_str());
-        let route = ctx.operation.unwrap_or("passthrough");
-        let mode = match ctx.action {
-            Some(Action::Passthrough) if ctx.annotate_only => "annotate",
-            Some(a) => a.label(),
+        let route = ctx.route_label();
+        let mode = match &ctx.deprecated {
+            Some(d) if d.route.rewrite.is_none() => "annotate",
+            Some(d) => d.action.label(),
             None => "",
         };
         let failure = ctx.failure.or_else(|| match e {
@@ -471,10 +480,10 @@ impl ProxyHttp for MigrationProxy {
             .with_label_values(&[method, route])
             .observe(elapsed);
         let class = metrics::status_class(status);
-        if ctx.operation.is_some() {
-            let outcome = match (ctx.action, ctx.failure, status) {
+        if let Some(d) = &ctx.deprecated {
+            let outcome = match (d.action, ctx.failure, status) {
                 _ if ctx.client_closed => "client_closed",
-                (Some(Action::Reject(_)), _, _) => "rejected",
+                (Action::Reject(_), _, _) => "rejected",
                 (_, Some(_), _) => "upstream_failure",
                 (_, _, 500..) | (_, _, 0) => "server_error",
                 (_, _, 400..) => "client_error",
@@ -515,17 +524,14 @@ impl ProxyHttp for MigrationProxy {
             latency_ms = elapsed * 1000.0,
             client = %client_ip(session).map(|ip| ip.to_string()).unwrap_or_default(),
             user_agent = header(&http::header::USER_AGENT).unwrap_or(""),
-            subject = ctx.subject.as_deref().unwrap_or(""),
+            subject = ctx
+                .deprecated
+                .as_ref()
+                .and_then(|d| d.subject.as_deref())
+                .unwrap_or(""),
             error = failure.unwrap_or(""),
         );
     }
-}
-
-fn header(name: &'static str, value: &str) -> Option<(HeaderName, HeaderValue)> {
-    Some((
-        HeaderName::from_static(name),
-        HeaderValue::from_str(value).ok()?,
-    ))
 }
 
 fn client_ip(session: &Session) -> Option<IpAddr> {

@@ -11,9 +11,10 @@
 
 use std::borrow::Cow;
 
-/// What the proxy does for a matched endpoint.
+/// How the proxy serves a deprecated endpoint itself, through the tokens API. Deprecated
+/// operations without one (annotate-only) have `rewrite: None`: they always pass through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Handler {
+pub enum Rewrite {
     /// Create a single-use named invite token (`POST /user|provider/tokens/named`).
     Invite(Invite),
     /// `POST /user/client_tokens`: a named access token valid for one year.
@@ -22,8 +23,6 @@ pub enum Handler {
     ListClientTokens,
     /// `DELETE /user/client_tokens/{tid}`: examine the token, delete it by id.
     DeleteClientToken,
-    /// Deprecated without a rewrite: passes through, gaining the deprecation headers.
-    Annotate,
 }
 
 /// The invite token a legacy endpoint stands for.
@@ -53,7 +52,8 @@ pub struct Route {
     pub template: &'static str,
     /// Onezone's operationId, used in logs and metrics.
     pub operation: &'static str,
-    pub handler: Handler,
+    /// `None`: deprecated without a rewrite; passes through with the deprecation headers.
+    pub rewrite: Option<Rewrite>,
     /// The replacement operation's path below the prefix (`Link rel="successor-version"`).
     pub successor: Option<&'static str>,
 }
@@ -72,12 +72,12 @@ const fn invite(
         method: "POST",
         template,
         operation,
-        handler: Handler::Invite(Invite {
+        rewrite: Some(Rewrite::Invite(Invite {
             invite_type,
             target_key,
             target: Target::PathId,
             description,
-        }),
+        })),
         successor: Some(TOKENS_API),
     }
 }
@@ -86,14 +86,14 @@ const fn route(
     method: &'static str,
     template: &'static str,
     operation: &'static str,
-    handler: Handler,
+    rewrite: Option<Rewrite>,
     successor: Option<&'static str>,
 ) -> Route {
     Route {
         method,
         template,
         operation,
-        handler,
+        rewrite,
         successor,
     }
 }
@@ -120,25 +120,25 @@ pub static ROUTES: &[Route] = &[
         method: "POST",
         template: "/user/clusters/provider_registration_token",
         operation: "create_provider_registration_token_for_current_user",
-        handler: Handler::Invite(Invite {
+        rewrite: Some(Rewrite::Invite(Invite {
             invite_type: "registerOneprovider",
             target_key: "adminUserId",
             target: Target::CallerUserId,
             description: "Oneprovider rgstr. token for",
-        }),
+        })),
         successor: Some(TOKENS_API),
     },
-    //     method    path template                                 operationId                  handler                     successor
-    route("POST",   "/user/client_tokens",                         "create_client_token",       Handler::CreateClientToken, Some(TOKENS_API)),
-    route("GET",    "/user/client_tokens",                         "list_client_tokens",        Handler::ListClientTokens,  Some(TOKENS_API)),
-    route("DELETE", "/user/client_tokens/{tid}",                   "remove_client_token",       Handler::DeleteClientToken, Some(TOKENS_API)),
+    //     method    path template                                 operationId                  rewrite                     successor
+    route("POST",   "/user/client_tokens",                         "create_client_token",       Some(Rewrite::CreateClientToken), Some(TOKENS_API)),
+    route("GET",    "/user/client_tokens",                         "list_client_tokens",        Some(Rewrite::ListClientTokens),  Some(TOKENS_API)),
+    route("DELETE", "/user/client_tokens/{tid}",                   "remove_client_token",       Some(Rewrite::DeleteClientToken), Some(TOKENS_API)),
     // Deprecated operations without a rewrite: passed through with the deprecation headers.
-    route("PATCH",  "/provider/spaces/{sid}",                      "modify_supported_space",    Handler::Annotate, None),
-    route("DELETE", "/provider/spaces/{sid}",                      "remove_space_support",      Handler::Annotate, None),
-    route("GET",    "/user/spaces/{sid}/alias",                    "get_user_space_alias",      Handler::Annotate, None),
-    route("PUT",    "/user/spaces/{sid}/alias",                    "set_user_space_alias",      Handler::Annotate, None),
-    route("DELETE", "/user/spaces/{sid}/alias",                    "remove_user_space_alias",   Handler::Annotate, None),
-    route("POST",   "/provider/public/verify_provider_identity",   "verify_provider_identity",  Handler::Annotate, Some("/tokens/verify_identity_token")),
+    route("PATCH",  "/provider/spaces/{sid}",                      "modify_supported_space",    None,             None),
+    route("DELETE", "/provider/spaces/{sid}",                      "remove_space_support",      None,             None),
+    route("GET",    "/user/spaces/{sid}/alias",                    "get_user_space_alias",      None,             None),
+    route("PUT",    "/user/spaces/{sid}/alias",                    "set_user_space_alias",      None,             None),
+    route("DELETE", "/user/spaces/{sid}/alias",                    "remove_user_space_alias",   None,             None),
+    route("POST",   "/provider/public/verify_provider_identity",   "verify_provider_identity",  None,             Some("/tokens/verify_identity_token")),
 ];
 
 /// A matched legacy endpoint and the value of its `{param}`, if it has one.
@@ -214,7 +214,7 @@ impl Matcher {
             if route.method == method {
                 return Some(Ok(Match { route, param }));
             }
-            if route.handler != Handler::Annotate && !allowed.contains(&route.method) {
+            if route.rewrite.is_some() && !allowed.contains(&route.method) {
                 allowed.push(route.method);
             }
         }
@@ -321,7 +321,7 @@ mod tests {
         assert_eq!(ROUTES.len(), 21);
         let rewritten = ROUTES
             .iter()
-            .filter(|r| r.handler != Handler::Annotate)
+            .filter(|r| r.rewrite.is_some())
             .count();
         assert_eq!(rewritten, 15);
         let mut ops: Vec<_> = ROUTES.iter().map(|r| (r.method, r.template)).collect();

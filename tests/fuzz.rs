@@ -124,7 +124,7 @@ proptest! {
             .into_iter()
             .filter(|other| {
                 naive_find(other, &path).is_some_and(|(op, _)| {
-                    ROUTES.iter().any(|r| r.operation == op && r.handler != onezone_migration_proxy::routes::Handler::Annotate)
+                    ROUTES.iter().any(|r| r.operation == op && r.rewrite.is_some())
                 })
             })
             .collect();

@@ -9,12 +9,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::HeaderMap;
+use std::net::IpAddr;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::cache::TtlMap;
-use super::{legacy_error, Answer, Legacy};
+use super::{legacy_error, Answer, Legacy, CREDENTIAL_HEADERS};
+use crate::forwarding::{ForwardingHeaders, X_FORWARDED_FOR, X_FORWARDED_PROTO};
 use crate::onezone::client::{Call, CallError, Forwarded};
 
 /// The credential Onezone would authenticate the request with, in Onezone's order.
@@ -102,12 +105,55 @@ impl Subject {
     }
 }
 
-/// One legacy caller: its forwarded headers, credential and (once resolved) subject.
+/// One legacy caller: its forwarded headers, credential and (once resolved) subject. Built
+/// once per request, in `request_filter`; the rollout bucket and the legacy handler share it.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub forwarded: Forwarded,
     pub credential: Credential,
     pub subject: Subject,
+}
+
+impl Caller {
+    /// The caller of a request: the credential headers Onezone reads, copied unchanged for the
+    /// calls made on its behalf, and the forwarding headers the proxy computed for it.
+    pub(crate) fn new(headers: &HeaderMap, forwarding: &ForwardingHeaders) -> Caller {
+        let mut forwarded = Forwarded::default();
+        for name in CREDENTIAL_HEADERS {
+            for value in headers.get_all(name) {
+                forwarded
+                    .headers
+                    .push((HeaderName::from_static(name), value.clone()));
+            }
+        }
+        let pairs = [
+            (X_FORWARDED_FOR, forwarding.forwarded_for.as_str()),
+            (X_FORWARDED_PROTO, forwarding.forwarded_proto),
+        ];
+        for (name, value) in pairs.into_iter().filter(|(_, v)| !v.is_empty()) {
+            if let Ok(value) = HeaderValue::from_str(value) {
+                forwarded
+                    .headers
+                    .push((HeaderName::from_static(name), value));
+            }
+        }
+        Caller {
+            forwarded,
+            credential: Credential::from_headers(headers),
+            subject: Subject::Unknown,
+        }
+    }
+
+    /// What the sticky rollout buckets on: the credential's digest, or the client address's
+    /// when it sent none (never the credential itself).
+    pub(crate) fn rollout_digest(&self, peer: Option<IpAddr>) -> [u8; 32] {
+        self.credential.digest().unwrap_or_else(|| {
+            let mut h = Sha256::new();
+            h.update(b"address\0");
+            h.update(peer.map(|ip| ip.to_string()).unwrap_or_default());
+            h.finalize().into()
+        })
+    }
 }
 
 /// The outcome of one look-up, shared by every caller that waited for it.

@@ -184,14 +184,14 @@ pub(super) fn entity_path(inv: &Invite, target: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routes::{Handler, ROUTES};
+    use crate::routes::{Rewrite, ROUTES};
 
     fn invite_of(template: &str) -> Invite {
         ROUTES
             .iter()
             .find(|r| r.template == template)
-            .and_then(|r| match r.handler {
-                Handler::Invite(i) => Some(i),
+            .and_then(|r| match r.rewrite {
+                Some(Rewrite::Invite(i)) => Some(i),
                 _ => None,
             })
             .expect("route exists")

@@ -20,7 +20,7 @@ pub use caller::{Caller, CallerCache, Credential, Subject};
 
 use crate::onezone::client::{Call, CallError, Forwarded, OnezoneClient, Reply};
 use crate::onezone::error::OnezoneError;
-use crate::routes::{Handler, Route};
+use crate::routes::{Rewrite, Route};
 
 /// The headers Onezone reads credentials from; copied unchanged onto every upstream call.
 pub const CREDENTIAL_HEADERS: [&str; 5] = [
@@ -35,12 +35,14 @@ pub const CREDENTIAL_HEADERS: [&str; 5] = [
 #[derive(Debug, Clone)]
 pub struct LegacyRequest {
     pub route: &'static Route,
+    /// The route's rewrite (only routes with one are served here).
+    pub rewrite: Rewrite,
     /// The decoded `{id}` / `{tid}` path segment, not yet validated.
     pub param: Option<Vec<u8>>,
     pub headers: HeaderMap,
-    /// Proxy headers (`X-Forwarded-*`) to add to the upstream calls.
-    pub forwarding: Vec<(http::HeaderName, http::HeaderValue)>,
     pub body: Bytes,
+    /// Who calls, with the headers its upstream calls carry (subject not yet resolved).
+    pub caller: Caller,
 }
 
 /// The legacy answer: status and JSON body (`None` for 204).
@@ -252,29 +254,20 @@ impl Legacy {
     /// Serves one legacy call, in Onezone's order: the credential (401), content negotiation and
     /// the body (406, 415, 400), then the operation (its entity, authorization and values).
     pub async fn handle(&self, req: LegacyRequest) -> Answer {
-        let mut forwarded = Forwarded::default();
-        for name in CREDENTIAL_HEADERS {
-            for value in req.headers.get_all(name) {
-                forwarded
-                    .headers
-                    .push((http::HeaderName::from_static(name), value.clone()));
-            }
-        }
-        forwarded.headers.extend(req.forwarding.iter().cloned());
-        let credential = Credential::from_headers(&req.headers);
-        let caller = Caller {
-            forwarded,
-            credential,
-            subject: Subject::Unknown,
-        };
-        self.serve(req, caller)
-            .await
-            .unwrap_or_else(Answer::call_failed)
+        self.serve(req).await.unwrap_or_else(Answer::call_failed)
     }
 
-    async fn serve(&self, req: LegacyRequest, caller: Caller) -> Result<Answer, CallError> {
+    async fn serve(&self, req: LegacyRequest) -> Result<Answer, CallError> {
+        let LegacyRequest {
+            route,
+            rewrite,
+            param,
+            headers,
+            body,
+            caller,
+        } = req;
         let caller = self.resolve(caller).await?;
-        let body = match negotiation::negotiate(req.route.method, &req.headers, &req.body) {
+        let body = match negotiation::negotiate(route.method, &headers, &body) {
             Ok(body) => body,
             Err(refusal) => {
                 let answer = match refusal {
@@ -286,14 +279,12 @@ impl Legacy {
                 return Ok(answer.for_subject(&caller));
             }
         };
-        let param = req.param.as_deref();
-        let answer = match req.route.handler {
-            Handler::Invite(inv) => invite::create(self, &inv, param, body, &caller).await?,
-            Handler::CreateClientToken => client_tokens::create(self, body, &caller).await?,
-            Handler::ListClientTokens => client_tokens::list(self, &caller).await?,
-            Handler::DeleteClientToken => client_tokens::delete(self, param, &caller).await?,
-            // Annotate-only routes pass through; the proxy never asks for their rewrite.
-            Handler::Annotate => Answer::error(OnezoneError::internal()),
+        let param = param.as_deref();
+        let answer = match rewrite {
+            Rewrite::Invite(inv) => invite::create(self, &inv, param, body, &caller).await?,
+            Rewrite::CreateClientToken => client_tokens::create(self, body, &caller).await?,
+            Rewrite::ListClientTokens => client_tokens::list(self, &caller).await?,
+            Rewrite::DeleteClientToken => client_tokens::delete(self, param, &caller).await?,
         };
         Ok(answer.for_subject(&caller))
     }

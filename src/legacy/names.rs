@@ -185,7 +185,7 @@ mod tests {
     #[test]
     fn every_description_leaves_room_for_a_target() {
         for r in crate::routes::ROUTES {
-            if let crate::routes::Handler::Invite(inv) = r.handler {
+            if let Some(crate::routes::Rewrite::Invite(inv)) = r.rewrite {
                 let n = invite_token_name(inv.description, &"f".repeat(32), "abcdef");
                 assert!(n.len() <= MAX_NAME_BYTES && is_valid_name(&n), "{n}");
             }
