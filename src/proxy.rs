@@ -193,7 +193,8 @@ impl MigrationProxy {
         let req = session.req_header();
         let peer = client_ip(session);
         // An untrusted peer's own forwarding headers are ignored, so they are not even read.
-        let trusted = peer.is_some_and(|ip| is_trusted(ip, &self.settings.forwarding.trusted_proxies));
+        let trusted =
+            peer.is_some_and(|ip| is_trusted(ip, &self.settings.forwarding.trusted_proxies));
         let joined = |name: &str| {
             let values: Vec<&str> = req
                 .headers
@@ -319,7 +320,8 @@ impl ProxyHttp for MigrationProxy {
             .as_downstream()
             .as_http1()
             .map(|h1| h1.get_headers_raw_bytes());
-        if let Some(Err(refusal)) = raw_head.map(|raw| check_head(&raw, &self.settings.limits.head)) {
+        if let Some(Err(refusal)) = raw_head.map(|raw| check_head(&raw, &self.settings.limits.head))
+        {
             session.set_keepalive(None);
             ctx.failure = None;
             self.write(session, &Answer::error(refusal.error()), ctx)
@@ -489,8 +491,10 @@ impl ProxyHttp for MigrationProxy {
                 (_, _, 400..) => "client_error",
                 _ => "success",
             };
-            let client =
-                metrics::client_label(header(&self.settings.metrics.client_header), &self.settings.metrics.clients);
+            let client = metrics::client_label(
+                header(&self.settings.metrics.client_header),
+                &self.settings.metrics.clients,
+            );
             m.legacy_requests
                 .with_label_values(&[route, mode, outcome, class, client])
                 .inc();

@@ -319,10 +319,7 @@ mod tests {
     #[test]
     fn table_has_the_twenty_one_deprecated_operations() {
         assert_eq!(ROUTES.len(), 21);
-        let rewritten = ROUTES
-            .iter()
-            .filter(|r| r.rewrite.is_some())
-            .count();
+        let rewritten = ROUTES.iter().filter(|r| r.rewrite.is_some()).count();
         assert_eq!(rewritten, 15);
         let mut ops: Vec<_> = ROUTES.iter().map(|r| (r.method, r.template)).collect();
         ops.sort();

@@ -172,7 +172,10 @@ pub fn build(settings: Settings, source: ConfigSource) -> Result<Ready, StartErr
     );
     let legacy = Arc::new(Legacy::new(
         client,
-        CallerCache::new(settings.onezone.caller_cache_ttl, settings.onezone.caller_cache_size),
+        CallerCache::new(
+            settings.onezone.caller_cache_ttl,
+            settings.onezone.caller_cache_size,
+        ),
     ));
 
     let http_proxy = pingora::proxy::http_proxy(

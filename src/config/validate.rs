@@ -580,7 +580,10 @@ mod tests {
         assert_eq!(s.limits.tunnel_idle_timeout, None);
         assert_eq!(s.server.drain_delay, Duration::ZERO);
         let d = FileConfig::default().validate("d").unwrap();
-        assert_eq!(d.limits.tunnel_idle_timeout, Some(Duration::from_secs(3600)));
+        assert_eq!(
+            d.limits.tunnel_idle_timeout,
+            Some(Duration::from_secs(3600))
+        );
         assert_eq!(
             invalid("[limits]\nkeepalive_timeout = \"0s\"").0,
             "limits.keepalive_timeout"
