@@ -160,14 +160,10 @@ pub fn build(settings: Settings, source: ConfigSource) -> Result<Ready, StartErr
     server.bootstrap();
     let conf = server.configuration.clone();
 
-    let host = crate::upstream::host_override(&settings.upstream)
-        .unwrap_or(&settings.upstream.authority)
-        .to_string();
     let client = OnezoneClient::new(
         &conf,
         peer.clone(),
         &settings.onezone.api_prefix,
-        host,
         &settings.upstream,
     );
     let legacy = Arc::new(Legacy::new(

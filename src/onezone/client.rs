@@ -189,13 +189,9 @@ pub struct OnezoneClient {
 }
 
 impl OnezoneClient {
-    pub fn new(
-        conf: &ServerConf,
-        peer: HttpPeer,
-        prefix: &str,
-        host: String,
-        up: &Upstream,
-    ) -> Self {
+    /// A client of the upstream `up` through `peer` (the pass-through path's peer template),
+    /// for the API below `prefix`.
+    pub fn new(conf: &ServerConf, peer: HttpPeer, prefix: &str, up: &Upstream) -> Self {
         let mut options = ConnectorOptions::from_server_conf(conf);
         // Pooled idle connections: as many as may be open.
         options.keepalive_pool_size = up.max_connections;
@@ -203,7 +199,8 @@ impl OnezoneClient {
             connector: Connector::new(Some(options)),
             peer,
             prefix: prefix.to_string(),
-            host,
+            // The calls are the proxy's own: they name the upstream whatever the Host policy.
+            host: up.authority.clone(),
             max_body: up.max_body_bytes,
             idle_timeout: up.idle_timeout,
             read_timeout: up.read_timeout,
