@@ -66,6 +66,7 @@ mod tests {
             mode: Mode::Rewrite,
             after_sunset: AfterSunset::Keep,
             rewrite_percent: 100,
+            verify_percent: 100,
             brownouts: vec![],
         }
     }

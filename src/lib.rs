@@ -5,6 +5,8 @@
 
 pub(crate) mod admin;
 pub(crate) mod answers;
+#[allow(dead_code)] // wired in by the admin listener
+pub(crate) mod callers;
 pub mod config;
 pub(crate) mod connection;
 pub(crate) mod deprecation;
@@ -18,7 +20,9 @@ pub(crate) mod migration;
 pub mod onezone;
 pub(crate) mod proxy;
 pub(crate) mod reload;
+pub mod report;
 pub mod routes;
 pub mod server;
 pub(crate) mod tls;
 pub(crate) mod upstream;
+pub(crate) mod verify;

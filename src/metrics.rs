@@ -44,6 +44,11 @@ pub(crate) struct Metrics {
     pub caller_cache: IntCounterVec,
     /// Client connections the proxy closed: `reason` keepalive_timeout, header_timeout.
     pub connections_closed: IntCounterVec,
+    /// `verify` checks: `route`, `result` (match, mismatch, unverifiable, error, dropped) and
+    /// `field` (the first field that differed, from `verify::FIELDS`; `none` otherwise).
+    pub verify_checks: IntCounterVec,
+    /// `verify` checks queued or running.
+    pub verify_pending: IntGauge,
 }
 
 // Metric definitions are constants of this file; a failure here is a programming error.
@@ -151,6 +156,17 @@ impl Metrics {
                 "migproxy_connections_closed_total",
                 "Client connections the proxy closed: idle past limits.keepalive_timeout, or a request head not complete within limits.header_timeout.",
                 &["reason"],
+            ),
+            verify_checks: counter(
+                &r,
+                "migproxy_verify_total",
+                "Checks of the rewrite against Onezone's own answers (mode verify), by result and the field that differed.",
+                &["route", "result", "field"],
+            ),
+            verify_pending: gauge(
+                &r,
+                "migproxy_verify_pending",
+                "Verify checks queued or running.",
             ),
             registry: r,
         }

@@ -20,6 +20,9 @@ pub enum Mode {
     Passthrough,
     /// Answer 410 Gone, naming the successor; no upstream call.
     Reject,
+    /// Forward unchanged, like `passthrough`, and afterwards check in the background what the
+    /// rewrite would have answered against Onezone's answer (`verify`), changing nothing.
+    Verify,
 }
 
 /// What happens once the sunset has passed.
@@ -56,6 +59,8 @@ pub struct Policy {
     pub after_sunset: AfterSunset,
     /// Share of callers (0-100) served by `rewrite`; the others get `passthrough`.
     pub rewrite_percent: u8,
+    /// Share of callers (0-100) whose calls `verify` checks; the others pass through unchecked.
+    pub verify_percent: u8,
     pub brownouts: Vec<Window>,
 }
 
@@ -90,6 +95,8 @@ pub(crate) enum Rejection {
 pub(crate) enum Action {
     Rewrite,
     Passthrough,
+    /// Forwarded as `Passthrough`, then checked against the rewrite.
+    Verify,
     Reject(Rejection),
 }
 
@@ -99,6 +106,7 @@ impl Action {
         match self {
             Action::Rewrite => "rewrite",
             Action::Passthrough => "passthrough",
+            Action::Verify => "verify",
             Action::Reject(Rejection::Retired) => "reject",
             Action::Reject(Rejection::Brownout) => "brownout",
             Action::Reject(Rejection::Sunset) => "sunset",
@@ -131,6 +139,8 @@ pub(crate) fn decide(policy: &Policy, rewritable: bool, now: SystemTime, bucket:
         Mode::Rewrite if !rewritable => Action::Passthrough,
         Mode::Rewrite if bucket < policy.rewrite_percent => Action::Rewrite,
         Mode::Rewrite => Action::Passthrough,
+        Mode::Verify if rewritable && bucket < policy.verify_percent => Action::Verify,
+        Mode::Verify => Action::Passthrough,
     }
 }
 
@@ -177,6 +187,7 @@ mod tests {
             mode: Mode::Rewrite,
             after_sunset: AfterSunset::Keep,
             rewrite_percent: 100,
+            verify_percent: 100,
             brownouts: vec![],
         }
     }

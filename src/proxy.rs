@@ -44,6 +44,7 @@ use crate::migration::{self, Action, Live};
 use crate::onezone::client::CallError;
 use crate::onezone::error::OnezoneError;
 use crate::routes::{Match, Matcher, Rewrite, Route};
+use crate::verify::{self, Check, Observed, Verifier};
 
 /// How long an oversized body is read and discarded after its 413.
 const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
@@ -57,6 +58,7 @@ pub(crate) struct MigrationProxy {
     legacy: Arc<Legacy>,
     live: Arc<Live>,
     life: Arc<Lifecycle>,
+    verifier: Arc<Verifier>,
 }
 
 /// The record of one request, filled in as it goes through the phases.
@@ -85,9 +87,26 @@ struct Deprecated {
     headers: Headers,
     /// The caller's subject id, when it was resolved.
     subject: Option<String>,
+    /// `verify`: what the background check needs, gathered while the call passes through.
+    verifying: Option<Box<Verifying>>,
+}
+
+/// A call under `verify`: the request as the rewrite would have read it, and Onezone's answer
+/// as the client received it (copies of the streamed bytes, bounded; nothing is held back).
+struct Verifying {
+    req: LegacyRequest,
+    /// A delete's dry run, made before the call was forwarded.
+    predicted: Option<Answer>,
+    answer: bytes::BytesMut,
+    /// Something could not be kept (a body over its bound, a compressed answer).
+    incomplete: bool,
 }
 
 impl Ctx {
+    fn verifying(&mut self) -> Option<&mut Verifying> {
+        self.deprecated.as_mut()?.verifying.as_deref_mut()
+    }
+
     fn deprecation_headers(&self) -> Option<&Headers> {
         self.deprecated.as_ref().map(|d| &d.headers)
     }
@@ -107,6 +126,7 @@ impl MigrationProxy {
         legacy: Arc<Legacy>,
         live: Arc<Live>,
         life: Arc<Lifecycle>,
+        verifier: Arc<Verifier>,
     ) -> Self {
         let matcher = Matcher::new(&settings.onezone.api_prefix);
         let mut tunnel_peer = peer.clone();
@@ -121,6 +141,7 @@ impl MigrationProxy {
             legacy,
             live,
             life,
+            verifier,
         }
     }
 
@@ -173,8 +194,16 @@ impl MigrationProxy {
             action,
             headers: deprecation::headers(policy, successor.as_deref()),
             subject: None,
+            verifying: None,
         });
         match (action, route.rewrite) {
+            (Action::Verify, Some(rewrite)) => {
+                let verifying = self.start_verifying(session, m, rewrite, caller).await;
+                if let Some(d) = &mut ctx.deprecated {
+                    d.verifying = Some(verifying);
+                }
+                Ok(false)
+            }
             (Action::Rewrite, Some(rewrite)) => {
                 self.serve_legacy(session, m, rewrite, caller, ctx).await?;
                 Ok(true)
@@ -185,7 +214,7 @@ impl MigrationProxy {
                 Ok(true)
             }
             // `decide` never rewrites a route without a rewrite (annotate-only).
-            (Action::Passthrough | Action::Rewrite, _) => Ok(false),
+            (Action::Passthrough | Action::Rewrite | Action::Verify, _) => Ok(false),
         }
     }
 
@@ -215,6 +244,56 @@ impl MigrationProxy {
             existing_proto.as_deref(),
             &self.settings.forwarding.trusted_proxies,
         )
+    }
+
+    /// Gathers what a `verify` check needs; a delete's prediction is read now, before Onezone
+    /// deletes the token.
+    async fn start_verifying(
+        &self,
+        session: &Session,
+        m: Match,
+        rewrite: Rewrite,
+        caller: Caller,
+    ) -> Box<Verifying> {
+        let req = LegacyRequest {
+            route: m.route,
+            rewrite,
+            param: m.param,
+            headers: session.req_header().headers.clone(),
+            body: bytes::Bytes::new(),
+            caller,
+        };
+        let predicted = match rewrite {
+            Rewrite::DeleteClientToken => self.verifier.predict(req.clone()).await,
+            _ => None,
+        };
+        let incomplete = rewrite == Rewrite::DeleteClientToken && predicted.is_none();
+        Box::new(Verifying {
+            req,
+            predicted,
+            answer: bytes::BytesMut::new(),
+            incomplete,
+        })
+    }
+
+    /// Hands a finished `verify` call to the background check, or counts why it cannot be.
+    fn finish_verifying(&self, v: Box<Verifying>, status: Option<u16>, ok: bool) {
+        let Verifying {
+            req,
+            predicted,
+            answer,
+            incomplete,
+        } = *v;
+        let Some(status) = status.filter(|_| ok && !incomplete) else {
+            verify::count(req.route, "unverifiable");
+            return;
+        };
+        let body = serde_json::from_slice(&answer).ok();
+        self.verifier.submit(Check {
+            req,
+            observed: Observed { status, body },
+            predicted,
+        });
     }
 
     /// Answers a legacy endpoint from the proxy itself.
@@ -346,6 +425,47 @@ impl ProxyHttp for MigrationProxy {
         Box::pin(self.migrate(session, m, ctx)).await
     }
 
+    /// Under `verify`, a copy of the request body for the check (the body itself goes on).
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<()> {
+        let limit = self.settings.upstream.max_body_bytes;
+        if let (Some(v), Some(chunk)) = (ctx.verifying(), body.as_ref()) {
+            if v.req.body.len() + chunk.len() > limit {
+                v.incomplete = true;
+            } else if v.req.body.is_empty() {
+                v.req.body = chunk.clone();
+            } else {
+                let mut joined = bytes::BytesMut::from(&v.req.body[..]);
+                joined.extend_from_slice(chunk);
+                v.req.body = joined.freeze();
+            }
+        }
+        Ok(())
+    }
+
+    /// Under `verify`, a copy of Onezone's answer for the check, as it streams to the client.
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut Ctx,
+    ) -> Result<Option<std::time::Duration>> {
+        if let (Some(v), Some(chunk)) = (ctx.verifying(), body.as_ref()) {
+            if v.answer.len() + chunk.len() > verify::MAX_ANSWER_BYTES {
+                v.incomplete = true;
+            } else {
+                v.answer.extend_from_slice(chunk);
+            }
+        }
+        Ok(None)
+    }
+
     async fn upstream_peer(&self, session: &mut Session, _ctx: &mut Ctx) -> Result<Box<HttpPeer>> {
         let peer = match session.is_upgrade_req() {
             true => &self.tunnel_peer,
@@ -388,6 +508,10 @@ impl ProxyHttp for MigrationProxy {
             session.set_read_timeout(self.settings.limits.tunnel_idle_timeout);
         } else if self.life.is_draining() {
             session.set_keepalive(None);
+        }
+        if let Some(v) = ctx.verifying() {
+            // A compressed answer is not compared.
+            v.incomplete |= resp.headers.contains_key(http::header::CONTENT_ENCODING);
         }
         if let Some(h) = ctx.deprecation_headers() {
             add_deprecation_headers(resp, h)?;
@@ -505,6 +629,10 @@ impl ProxyHttp for MigrationProxy {
             m.passthrough_requests
                 .with_label_values(&[method, class])
                 .inc();
+        }
+        if let Some(v) = ctx.deprecated.as_mut().and_then(|d| d.verifying.take()) {
+            let answered = e.is_none() && !ctx.client_closed;
+            self.finish_verifying(v, ctx.upstream_status, answered);
         }
         if let Some(opened) = ctx.tunnel {
             tracing::info!(

@@ -51,6 +51,7 @@ pub(crate) fn restart_sections(old: &FileConfig, new: &FileConfig) -> Vec<&'stat
         reload,
         limits,
         metrics,
+        verify,
         // Live: applied by a reload.
         deprecation: _,
         routes: _,
@@ -65,6 +66,7 @@ pub(crate) fn restart_sections(old: &FileConfig, new: &FileConfig) -> Vec<&'stat
         ("reload", reload == &new.reload),
         ("limits", limits == &new.limits),
         ("metrics", metrics == &new.metrics),
+        ("verify", verify == &new.verify),
     ];
     restart
         .into_iter()

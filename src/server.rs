@@ -19,6 +19,7 @@ use crate::migration::Live;
 use crate::onezone::client::OnezoneClient;
 use crate::proxy::MigrationProxy;
 use crate::reload::Reloader;
+use crate::verify::Verifier;
 
 /// Where a reload reads the config from: the file (if any), the command-line overrides, and the
 /// config the process started with.
@@ -182,6 +183,7 @@ pub fn build(settings: Settings, source: ConfigSource) -> Result<Ready, StartErr
             legacy.clone(),
             live.clone(),
             life.clone(),
+            Verifier::new(legacy.clone(), &settings.verify),
         ),
     );
     let limits = ConnectionLimits {

@@ -257,6 +257,16 @@ async fn secrets_are_never_logged() {
         .extra("[routes.remove_client_token]\nmode = \"passthrough\"")
         .env("RUST_LOG", "debug")
         .start();
+    // `verify` in front of a Onezone with its legacy code, its rewrite altered so that the
+    // mismatch lines (which carry values) are written too.
+    let mut legacy_world = World::demo();
+    legacy_world.serve_legacy(true);
+    let legacy_zone = StandIn::start(legacy_world).await.unwrap();
+    let verifying = Proxy::builder(&format!("http://{}", legacy_zone.addr()))
+        .extra("[deprecation]\nmode = \"verify\"")
+        .env("RUST_LOG", "debug")
+        .env("OMP_TEST_ALTER_REWRITE", "usage_limit")
+        .start();
     let canaries = [
         ("x-onedata-consumer-token", "CANARYconsumer1"),
         ("x-onedata-service-token", "CANARYservice2"),
@@ -264,7 +274,7 @@ async fn secrets_are_never_logged() {
     ];
     let c = client();
     let mut returned = Vec::new();
-    for p in [&proxy, &dead] {
+    for p in [&proxy, &dead, &verifying] {
         let calls: Vec<Scripted> = vec![
             (
                 reqwest::Method::POST,
@@ -335,7 +345,25 @@ async fn secrets_are_never_logged() {
         .map(String::from),
     );
     secrets.extend(returned);
-    for p in [&proxy, &dead] {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Scrape::take(&verifying).value("migproxy_verify_pending", &[]) > 0.0 {
+        assert!(Instant::now() < deadline, "the checks end");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let checked = Scrape::take(&verifying);
+    assert!(
+        checked.value(
+            "migproxy_verify_total",
+            &[
+                ("route", "create_user_group_invite_token"),
+                ("result", "mismatch"),
+                ("field", "usage_limit")
+            ]
+        ) >= 1.0,
+        "a mismatch was logged: {}",
+        checked.text()
+    );
+    for p in [&proxy, &dead, &verifying] {
         let log = p.log();
         assert!(log.contains("access"), "the proxy logged its requests");
         let metrics = Scrape::take(p).text();

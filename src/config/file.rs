@@ -14,6 +14,7 @@ pub struct FileConfig {
     pub reload: ReloadFile,
     pub limits: LimitsFile,
     pub metrics: MetricsFile,
+    pub verify: VerifyFile,
     pub deprecation: DeprecationFile,
     /// Per-route overrides of `[deprecation]`, keyed by Onezone operationId.
     pub routes: BTreeMap<String, RouteFile>,
@@ -85,6 +86,31 @@ impl Default for MetricsFile {
     }
 }
 
+/// How `mode = "verify"` checks run: in the background, bounded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerifyFile {
+    /// Checks that run at once (each makes a few read-only calls to Onezone).
+    pub concurrency: usize,
+    /// Checks that may wait for a free slot; past it a check is dropped and counted.
+    pub queue: usize,
+    /// The longest a check may take, its Onezone calls included.
+    pub timeout: String,
+    /// Clock skew allowed when comparing a client token's one-year expiry.
+    pub time_tolerance: String,
+}
+
+impl Default for VerifyFile {
+    fn default() -> Self {
+        VerifyFile {
+            concurrency: 4,
+            queue: 256,
+            timeout: "10s".into(),
+            time_tolerance: "5m".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ReloadFile {
@@ -115,6 +141,7 @@ pub struct DeprecationFile {
     pub mode: Mode,
     pub after_sunset: AfterSunset,
     pub rewrite_percent: u8,
+    pub verify_percent: u8,
     pub brownouts: Vec<BrownoutFile>,
 }
 
@@ -130,6 +157,7 @@ impl Default for DeprecationFile {
             mode: Mode::Rewrite,
             after_sunset: AfterSunset::Keep,
             rewrite_percent: 100,
+            verify_percent: 100,
             brownouts: Vec::new(),
         }
     }
@@ -153,6 +181,8 @@ pub struct RouteFile {
     pub after_sunset: Option<AfterSunset>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rewrite_percent: Option<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify_percent: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub brownouts: Option<Vec<BrownoutFile>>,
 }

@@ -15,6 +15,7 @@ pub struct Settings {
     pub reload: Reload,
     pub limits: Limits,
     pub metrics: Metrics,
+    pub verify: Verify,
     /// The live part (`[deprecation]` and `[routes.*]`): what `SIGHUP` reloads.
     pub policies: Policies,
 }
@@ -115,4 +116,12 @@ pub struct Metrics {
     /// The header the metrics' `client` label is read from.
     pub client_header: http::HeaderName,
     pub clients: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Verify {
+    pub concurrency: usize,
+    pub queue: usize,
+    pub timeout: Duration,
+    pub time_tolerance: Duration,
 }

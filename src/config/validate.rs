@@ -45,6 +45,7 @@ impl FileConfig {
             reload,
             limits,
             metrics,
+            verify,
             deprecation: _,
             routes: _,
         } = self;
@@ -59,6 +60,7 @@ impl FileConfig {
             reload: reload.validate(&c)?,
             limits: limits.validate(&c)?,
             metrics: metrics.validate(&c)?,
+            verify: verify.validate(&c)?,
             policies: self.validate_policies(file)?,
         })
     }
@@ -77,6 +79,7 @@ impl FileConfig {
             mode: d.mode,
             after_sunset: d.after_sunset,
             rewrite_percent: d.rewrite_percent,
+            verify_percent: d.verify_percent,
             brownouts: &d.brownouts,
         };
         let default = policy(file, "deprecation", &RouteFile::default(), &base)?;
@@ -326,6 +329,17 @@ impl LimitsFile {
     }
 }
 
+impl VerifyFile {
+    fn validate(&self, c: &Check) -> Result<Verify, ConfigError> {
+        Ok(Verify {
+            concurrency: c.positive("verify.concurrency", self.concurrency)?,
+            queue: self.queue,
+            timeout: c.duration("verify.timeout", &self.timeout)?,
+            time_tolerance: c.duration_or_zero("verify.time_tolerance", &self.time_tolerance)?,
+        })
+    }
+}
+
 impl MetricsFile {
     fn validate(&self, c: &Check) -> Result<Metrics, ConfigError> {
         let client_header =
@@ -408,6 +422,7 @@ struct Base<'a> {
     mode: Mode,
     after_sunset: AfterSunset,
     rewrite_percent: u8,
+    verify_percent: u8,
     brownouts: &'a [BrownoutFile],
 }
 
@@ -471,15 +486,19 @@ fn policy(file: &str, key: &str, r: &RouteFile, base: &Base) -> Result<Policy, C
         (None, Some(u)) => Some(absolute_url(file, "deprecation.sunset_policy_url", u)?),
         (None, None) => None,
     };
-    let rewrite_percent = r.rewrite_percent.unwrap_or(base.rewrite_percent);
-    if rewrite_percent > 100 {
-        let k = if r.rewrite_percent.is_some() {
-            format!("{key}.rewrite_percent")
-        } else {
-            "deprecation.rewrite_percent".into()
+    let percent = |name: &str, own: Option<u8>, base: u8| {
+        let value = own.unwrap_or(base);
+        if value <= 100 {
+            return Ok(value);
+        }
+        let k = match own {
+            Some(_) => format!("{key}.{name}"),
+            None => format!("deprecation.{name}"),
         };
-        return Err(ConfigError::invalid(file, k, "must be between 0 and 100"));
-    }
+        Err(ConfigError::invalid(file, k, "must be between 0 and 100"))
+    };
+    let rewrite_percent = percent("rewrite_percent", r.rewrite_percent, base.rewrite_percent)?;
+    let verify_percent = percent("verify_percent", r.verify_percent, base.verify_percent)?;
     let (brownout_key, brownouts) = match &r.brownouts {
         Some(b) => (format!("{key}.brownouts"), b.as_slice()),
         None => ("deprecation.brownouts".to_string(), base.brownouts),
@@ -506,6 +525,7 @@ fn policy(file: &str, key: &str, r: &RouteFile, base: &Base) -> Result<Policy, C
         mode: r.mode.unwrap_or(base.mode),
         after_sunset: r.after_sunset.unwrap_or(base.after_sunset),
         rewrite_percent,
+        verify_percent,
         brownouts: windows,
     })
 }
@@ -636,6 +656,8 @@ mod tests {
                 "routes.list_client_tokens.sunset",
             ),
             ("[routes.list_client_tokens]\nrewrite_percent = 200", "routes.list_client_tokens.rewrite_percent"),
+            ("[deprecation]\nverify_percent = 101", "deprecation.verify_percent"),
+            ("[routes.create_client_token]\nverify_percent = 300", "routes.create_client_token.verify_percent"),
             ("[reload]\ninterval = \"0s\"", "reload.interval"),
             ("[metrics]\nclient_header = \"bad header\"", "metrics.client_header"),
             ("[metrics]\nclients = [\"ok\", \"not ok\"]", "metrics.clients[1]"),

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use super::invite::create_named;
 use super::names::client_token_name;
 use super::negotiation::Body;
-use super::{legacy_error, Answer, Caller, Credential, Legacy, Subject};
+use super::{legacy_error, Answer, Caller, Credential, Effect, Legacy, Planned, Subject};
 use crate::onezone::client::{Call, CallError};
 use crate::onezone::error::OnezoneError;
 use crate::routes::serialized_token;
@@ -43,7 +43,12 @@ fn provider_has_no_user(caller: &Caller) -> Option<Answer> {
     matches!(caller.subject, Subject::Provider(_)).then(|| Answer::error(OnezoneError::not_found()))
 }
 
-pub(super) async fn create(lg: &Legacy, body: Body, caller: &Caller) -> Result<Answer, CallError> {
+pub(super) async fn create(
+    lg: &Legacy,
+    body: Body,
+    caller: &Caller,
+    effect: Effect,
+) -> Result<Answer, CallError> {
     if let Some(answer) = provider_has_no_user(caller) {
         return Ok(answer);
     }
@@ -56,10 +61,8 @@ pub(super) async fn create(lg: &Legacy, body: Body, caller: &Caller) -> Result<A
         return lg.unless_unauthenticated(caller, answer).await;
     }
     let now = SystemTime::now();
-    create_named(lg, caller, "/user/tokens/named", |suffix| {
-        request_body(now, suffix)
-    })
-    .await
+    let body = |suffix: &str| request_body(now, suffix);
+    create_named(lg, caller, "/user/tokens/named", body, effect).await
 }
 
 pub(super) async fn list(lg: &Legacy, caller: &Caller) -> Result<Answer, CallError> {
@@ -124,6 +127,7 @@ pub(super) async fn delete(
     lg: &Legacy,
     param: Option<&[u8]>,
     caller: &Caller,
+    effect: Effect,
 ) -> Result<Answer, CallError> {
     // With no credential `?CLIENT_ID` is undefined and the existence check is skipped: 401.
     if caller.credential == Credential::None {
@@ -157,6 +161,9 @@ pub(super) async fn delete(
         },
         _ => return not_found().await,
     };
+    if effect == Effect::DryRun {
+        return predict_delete(lg, &named_id, caller).await;
+    }
     let deleted = lg
         .client
         .call(
@@ -170,6 +177,31 @@ pub(super) async fn delete(
         // `entity_logic:report_unauthorized` answers 403.
         403 => Answer::error(OnezoneError::forbidden()),
         _ => legacy_error(&deleted),
+    })
+}
+
+/// A dry run's delete: what `DELETE /tokens/named/{id}` would answer, from reading the token.
+async fn predict_delete(lg: &Legacy, id: &str, caller: &Caller) -> Result<Answer, CallError> {
+    let read = lg
+        .client
+        .call(
+            &Call::get("get_named", format!("/tokens/named/{id}")),
+            &caller.forwarded,
+        )
+        .await?;
+    let own = match &caller.subject {
+        Subject::User(me) => read.body["subject"]["id"].as_str() == Some(me.as_str()),
+        _ => false,
+    };
+    Ok(match read.status {
+        200..=299 if own => Answer::no_content(),
+        // Another subject's token that the caller may read (an admin): only deleting it tells.
+        200..=299 => Answer {
+            planned: Some(Box::new(Planned::UnknownDelete)),
+            ..Answer::empty(200)
+        },
+        403 => Answer::error(OnezoneError::forbidden()),
+        _ => legacy_error(&read),
     })
 }
 

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::names::{invite_token_name, random_suffix};
 use super::negotiation::Body;
-use super::{legacy_error, Answer, Caller, Legacy, Subject};
+use super::{legacy_error, Answer, Caller, Effect, Legacy, Planned, Subject};
 use crate::onezone::client::{Call, CallError, Reply};
 use crate::onezone::error::OnezoneError;
 use crate::routes::{entity_id, Invite, Target};
@@ -29,7 +29,7 @@ pub(super) fn request_body(
     json!({
         "name": invite_token_name(inv.description, name.unwrap_or(target_id), suffix),
         "type": { "inviteToken": invite },
-        "usageLimit": 1,
+        "usageLimit": super::altered::usage_limit(),
     })
 }
 
@@ -75,9 +75,19 @@ pub(super) fn created(reply: &Reply) -> Result<Created, CallError> {
 pub(super) async fn create_named(
     lg: &Legacy,
     caller: &Caller,
-    path: &str,
+    path: &'static str,
     body: impl Fn(&str) -> Value,
+    effect: Effect,
 ) -> Result<Answer, CallError> {
+    if effect == Effect::DryRun {
+        return Ok(Answer {
+            planned: Some(Box::new(Planned::Create {
+                path,
+                body: body(&random_suffix()),
+            })),
+            ..Answer::empty(200)
+        });
+    }
     let mut last = None;
     for _ in 0..NAME_ATTEMPTS {
         let reply = lg
@@ -114,6 +124,7 @@ pub(super) async fn create(
     param: Option<&[u8]>,
     body: Body,
     caller: &Caller,
+    effect: Effect,
 ) -> Result<Answer, CallError> {
     // An id Onezone cannot have names no entity: its own answer would be 404 (once the
     // credential is accepted).
@@ -140,10 +151,8 @@ pub(super) async fn create(
     }
     let name = lg.names.display_name(lg, caller, inv, &target).await;
     let path = create_path(&caller.subject);
-    create_named(lg, caller, path, |suffix| {
-        request_body(inv, &target, name.as_deref(), suffix)
-    })
-    .await
+    let body = |suffix: &str| request_body(inv, &target, name.as_deref(), suffix);
+    create_named(lg, caller, path, body, effect).await
 }
 
 /// JSON that is not an object is refused only after Onezone fetched the entity (404) and

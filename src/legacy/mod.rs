@@ -5,6 +5,7 @@
 //! [`Answer`]; it never touches the downstream connection, so everything here is testable
 //! without Pingora. The mapping steps are pure functions with unit tests beside them.
 
+pub mod altered;
 mod cache;
 mod caller;
 mod client_tokens;
@@ -58,6 +59,28 @@ pub struct Answer {
     pub created: Option<CreatedToken>,
     /// `allow` of a 405: the methods of the route.
     pub allow: Option<String>,
+    /// In a dry run ([`Effect::DryRun`]): the change the rewrite would have made instead of
+    /// this answer.
+    pub planned: Option<Box<Planned>>,
+}
+
+/// Whether serving a legacy call may change Onezone. `verify` runs the rewrite as a dry run:
+/// every read happens as in `rewrite`, and the one call that would change something (creating
+/// or deleting the token) is left out and described instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Effect {
+    Apply,
+    DryRun,
+}
+
+/// What a dry run would have changed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Planned {
+    /// `POST {path}` with `body`, as `subject`: the token the answer would have carried.
+    Create { path: &'static str, body: Value },
+    /// The outcome of the delete cannot be told without doing it (the token is another
+    /// subject's, and the caller may read it).
+    UnknownDelete,
 }
 
 /// A named token created for a legacy answer: its id, and the caller's headers to delete it with.
@@ -91,6 +114,7 @@ impl Answer {
             failure: None,
             created: None,
             allow: None,
+            planned: None,
         }
     }
 
@@ -103,6 +127,7 @@ impl Answer {
             failure: None,
             created: None,
             allow: None,
+            planned: None,
         }
     }
 
@@ -124,6 +149,7 @@ impl Answer {
             failure: None,
             created: None,
             allow: None,
+            planned: None,
         }
     }
 
@@ -135,6 +161,7 @@ impl Answer {
             failure: None,
             created: None,
             allow: None,
+            planned: None,
         }
     }
 
@@ -172,6 +199,7 @@ pub fn legacy_error(reply: &Reply) -> Answer {
             failure: None,
             created: None,
             allow: None,
+            planned: None,
         },
         // Not Onezone's error shape (e.g. a load balancer's page): keep the status, give the shape.
         None => Answer::error(generic_error(reply.status)),
@@ -254,10 +282,19 @@ impl Legacy {
     /// Serves one legacy call, in Onezone's order: the credential (401), content negotiation and
     /// the body (406, 415, 400), then the operation (its entity, authorization and values).
     pub async fn handle(&self, req: LegacyRequest) -> Answer {
-        self.serve(req).await.unwrap_or_else(Answer::call_failed)
+        self.serve(req, Effect::Apply)
+            .await
+            .unwrap_or_else(Answer::call_failed)
     }
 
-    async fn serve(&self, req: LegacyRequest) -> Result<Answer, CallError> {
+    /// What [`Legacy::handle`] would answer, changing nothing in Onezone (see [`Effect`]).
+    pub async fn dry_run(&self, req: LegacyRequest) -> Answer {
+        self.serve(req, Effect::DryRun)
+            .await
+            .unwrap_or_else(Answer::call_failed)
+    }
+
+    async fn serve(&self, req: LegacyRequest, effect: Effect) -> Result<Answer, CallError> {
         let LegacyRequest {
             route,
             rewrite,
@@ -281,10 +318,16 @@ impl Legacy {
         };
         let param = param.as_deref();
         let answer = match rewrite {
-            Rewrite::Invite(inv) => invite::create(self, &inv, param, body, &caller).await?,
-            Rewrite::CreateClientToken => client_tokens::create(self, body, &caller).await?,
+            Rewrite::Invite(inv) => {
+                invite::create(self, &inv, param, body, &caller, effect).await?
+            }
+            Rewrite::CreateClientToken => {
+                client_tokens::create(self, body, &caller, effect).await?
+            }
             Rewrite::ListClientTokens => client_tokens::list(self, &caller).await?,
-            Rewrite::DeleteClientToken => client_tokens::delete(self, param, &caller).await?,
+            Rewrite::DeleteClientToken => {
+                client_tokens::delete(self, param, &caller, effect).await?
+            }
         };
         Ok(answer.for_subject(&caller))
     }

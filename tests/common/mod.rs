@@ -417,6 +417,20 @@ impl Scrape {
             .unwrap_or(0.0)
     }
 
+    /// The sum of every series of `name` that has these labels (and any others).
+    pub fn sum(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.0
+            .iter()
+            .filter(|((n, l), _)| {
+                n == name
+                    && labels
+                        .iter()
+                        .all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v))
+            })
+            .map(|(_, v)| v)
+            .sum()
+    }
+
     pub fn series(&self) -> usize {
         self.0.len()
     }
