@@ -1,4 +1,5 @@
-//! The admin listener (`listen.metrics`): Prometheus metrics, liveness and readiness.
+//! The admin listener (`listen.metrics`): Prometheus metrics, liveness and readiness, and the
+//! replica's table of legacy callers.
 
 use std::sync::Arc;
 
@@ -7,6 +8,7 @@ use http::Response;
 use pingora::apps::http_app::ServeHttp;
 use pingora::protocols::http::ServerSession;
 
+use crate::callers::CallerTable;
 use crate::legacy::Legacy;
 use crate::lifecycle::Lifecycle;
 use crate::onezone::client::{Call, Forwarded};
@@ -14,11 +16,20 @@ use crate::onezone::client::{Call, Forwarded};
 pub(crate) struct Admin {
     legacy: Arc<Legacy>,
     life: Arc<Lifecycle>,
+    callers: Arc<CallerTable>,
 }
 
 impl Admin {
-    pub(crate) fn new(legacy: Arc<Legacy>, life: Arc<Lifecycle>) -> Admin {
-        Admin { legacy, life }
+    pub(crate) fn new(
+        legacy: Arc<Legacy>,
+        life: Arc<Lifecycle>,
+        callers: Arc<CallerTable>,
+    ) -> Admin {
+        Admin {
+            legacy,
+            life,
+            callers,
+        }
     }
 
     /// Ready when Onezone answers its public `GET /configuration`.
@@ -51,6 +62,9 @@ impl ServeHttp for Admin {
                 "text/plain; version=0.0.4; charset=utf-8",
                 crate::metrics::metrics().render(),
             ),
+            // Who still calls, on this replica since it started (`onezone-migration-proxy
+            // report --from` merges the replicas).
+            "/legacy/callers" => reply(200, json, self.callers.snapshot().to_string().into_bytes()),
             // Alive means serving: not before every proxy listener accepts connections.
             "/healthz" if !self.life.is_listening() => {
                 reply(503, json, br#"{"status":"starting"}"#.to_vec())

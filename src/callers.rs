@@ -12,7 +12,6 @@
 //! lives in memory only: it covers this replica since it started and a restart empties it.
 
 use std::collections::HashMap;
-use std::mem::size_of;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -39,7 +38,7 @@ pub(crate) struct CallKey {
     /// The deprecated operation's id (`routes::ROUTES[..].operation`).
     pub(crate) route: &'static str,
     /// The bounded client product label (as in the metrics).
-    pub(crate) client: &'static str,
+    pub(crate) client: String,
     pub(crate) mode: &'static str,
 }
 
@@ -66,7 +65,7 @@ struct Slot {
     subject: String,
     route: &'static str,
     kind: &'static str,
-    client: &'static str,
+    client: String,
     mode: &'static str,
     calls: u64,
     first_seen: SystemTime,
@@ -166,20 +165,25 @@ impl CallerTable {
     }
 
     /// An estimate of the heap the table holds, from its collections' capacities.
+    #[cfg(test)]
     pub(crate) fn approx_bytes(&self) -> usize {
         let inner = self.lock();
         // A hashbrown bucket is the (key, value) pair plus one control byte.
-        let bucket = size_of::<((String, &'static str), usize)>() + 1;
+        let bucket = std::mem::size_of::<((String, &'static str), usize)>() + 1;
         let keys: usize = inner.index.keys().map(|(s, _)| s.capacity()).sum();
         let slots: usize = inner
             .slots
             .iter()
-            .map(|s| s.subject.capacity() + s.days.capacity() * size_of::<(u32, u64)>())
+            .map(|s| {
+                s.subject.capacity()
+                    + s.client.capacity()
+                    + s.days.capacity() * std::mem::size_of::<(u32, u64)>()
+            })
             .sum();
-        size_of::<Self>()
+        std::mem::size_of::<Self>()
             + inner.index.capacity() * bucket
             + keys
-            + inner.slots.capacity() * size_of::<Slot>()
+            + inner.slots.capacity() * std::mem::size_of::<Slot>()
             + slots
     }
 
@@ -335,7 +339,7 @@ mod tests {
             subject: subject.to_string(),
             kind: "user",
             route,
-            client: "onedatafs",
+            client: "onedatafs".into(),
             mode: "rewrite",
         }
     }
@@ -362,7 +366,7 @@ mod tests {
                 subject: String::new(),
                 kind: "",
                 route: "list_client_tokens",
-                client: "other",
+                client: "other".into(),
                 mode: "annotate",
             },
             at("2026-12-01T22:20:00.750Z"),
@@ -489,7 +493,7 @@ mod tests {
             }
         }
         let after_all = table.approx_bytes();
-        assert!(after_first > 10_000 * size_of::<Slot>());
+        assert!(after_first > 10_000 * std::mem::size_of::<Slot>());
         assert!(
             after_all * 10 <= after_first * 12,
             "{after_all} bytes after 100,000 callers, {after_first} after 10,000"

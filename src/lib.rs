@@ -5,7 +5,6 @@
 
 pub(crate) mod admin;
 pub(crate) mod answers;
-#[allow(dead_code)] // wired in by the admin listener
 pub(crate) mod callers;
 pub mod config;
 pub(crate) mod connection;

@@ -9,7 +9,7 @@ use onezone_migration_proxy::config::{
     ConfigError, FileConfig, Overrides, Settings, DEFAULT_CONFIG,
 };
 use onezone_migration_proxy::server::ConfigSource;
-use onezone_migration_proxy::{routes, server};
+use onezone_migration_proxy::{report, routes, server};
 
 /// A reverse proxy for Onedata's Onezone that keeps clients of the deprecated token endpoints
 /// working by serving them through the tokens API, and passes every other call through.
@@ -47,6 +47,24 @@ enum Command {
     Demo,
     /// List the deprecated endpoints the proxy serves.
     Routes,
+    /// Who still calls the deprecated operations: one report merged from JSON access logs and
+    /// from running replicas' caller tables.
+    Report {
+        /// JSON access logs (`log.format = "json"`): files, plain or gzip, or `-` for standard
+        /// input, e.g. `kubectl logs -l app=onezone-migration-proxy --prefix | ... report -`.
+        #[arg(value_name = "LOG")]
+        logs: Vec<String>,
+        /// A running replica's admin listener, e.g. `http://10.0.0.5:9090` (repeatable).
+        #[arg(long = "from", value_name = "URL")]
+        from: Vec<String>,
+        /// Also list the operations nobody called in this long, e.g. `14d`: the ones ready to
+        /// be switched to `reject`.
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        quiet_since: Option<std::time::Duration>,
+        /// `table` (fits 100 columns), `json` (for scripts) or `html` (a self-contained page).
+        #[arg(long, value_enum, default_value_t)]
+        format: report::Format,
+    },
 }
 
 impl Cli {
@@ -83,9 +101,44 @@ fn main() -> ExitCode {
     match &cli.command {
         Some(Command::CheckConfig { file }) => check_config(&cli, file),
         Some(Command::Routes) => print_quietly(&routes_table()),
+        Some(Command::Report {
+            logs,
+            from,
+            quiet_since,
+            format,
+        }) => migration_report(logs, from, *quiet_since, *format),
         #[cfg(feature = "demo")]
         Some(Command::Demo) => demo(&cli),
         Some(Command::Run) | None => run(&cli),
+    }
+}
+
+fn migration_report(
+    logs: &[String],
+    from: &[String],
+    quiet_since: Option<std::time::Duration>,
+    format: report::Format,
+) -> ExitCode {
+    use std::io::IsTerminal;
+    if logs.is_empty() && from.is_empty() {
+        eprintln!("error: give access logs (or - for standard input) and/or --from URL");
+        return ExitCode::FAILURE;
+    }
+    let args = report::ReportArgs {
+        sources: logs.iter().chain(from).cloned().collect(),
+        quiet_since,
+        format,
+        now: std::time::SystemTime::now(),
+    };
+    let mut out = std::io::stdout().lock();
+    match report::run(args, &mut out, std::io::stderr().is_terminal()) {
+        Ok(_) => ExitCode::SUCCESS,
+        // A reader that went away (`| head`) is not an error.
+        Err(e) if e.contains("Broken pipe") => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

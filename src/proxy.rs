@@ -20,6 +20,7 @@
 //! logging                  one access line per request (and a line when a tunnel ends)
 //! ```
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -29,15 +30,17 @@ use pingora::http::ResponseHeader;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::upstreams::peer::HttpPeer;
 use pingora::{Error, ErrorSource, ErrorType, Result};
+use tokio::sync::Semaphore;
 
 use crate::answers::{self, add_deprecation_headers, client_gone, read_body, write_answer};
+use crate::callers::{CallKey, CallerTable};
 use crate::config::Settings;
 use crate::deprecation::{self, Headers};
 use crate::forwarding::{
     forwarding_headers, is_trusted, ForwardingHeaders, X_FORWARDED_FOR, X_FORWARDED_PROTO,
 };
 use crate::hardening::check_head;
-use crate::legacy::{Answer, Caller, Legacy, LegacyRequest};
+use crate::legacy::{Answer, Caller, Credential, Legacy, LegacyRequest, Subject};
 use crate::lifecycle::Lifecycle;
 use crate::metrics::{self, metrics};
 use crate::migration::{self, Action, Live};
@@ -59,6 +62,10 @@ pub(crate) struct MigrationProxy {
     live: Arc<Live>,
     life: Arc<Lifecycle>,
     verifier: Arc<Verifier>,
+    /// Who still calls: this replica's table of legacy callers (`GET /legacy/callers`).
+    callers: Arc<CallerTable>,
+    /// Background caller look-ups in flight (for modes that do not resolve the caller).
+    lookups: Arc<Semaphore>,
 }
 
 /// The record of one request, filled in as it goes through the phases.
@@ -85,8 +92,10 @@ struct Deprecated {
     action: Action,
     /// The deprecation headers every answer to this request carries.
     headers: Headers,
-    /// The caller's subject id, when it was resolved.
-    subject: Option<String>,
+    /// Who calls (credential, forwarded headers), built once.
+    caller: Caller,
+    /// The caller's subject, when it was resolved.
+    subject: Option<Subject>,
     /// `verify`: what the background check needs, gathered while the call passes through.
     verifying: Option<Box<Verifying>>,
 }
@@ -127,6 +136,7 @@ impl MigrationProxy {
         live: Arc<Live>,
         life: Arc<Lifecycle>,
         verifier: Arc<Verifier>,
+        callers: Arc<CallerTable>,
     ) -> Self {
         let matcher = Matcher::new(&settings.onezone.api_prefix);
         let mut tunnel_peer = peer.clone();
@@ -142,6 +152,8 @@ impl MigrationProxy {
             live,
             life,
             verifier,
+            callers,
+            lookups: Arc::new(Semaphore::new(BACKGROUND_LOOKUPS)),
         }
     }
 
@@ -193,6 +205,7 @@ impl MigrationProxy {
             route,
             action,
             headers: deprecation::headers(policy, successor.as_deref()),
+            caller: caller.clone(),
             subject: None,
             verifying: None,
         });
@@ -606,6 +619,10 @@ impl ProxyHttp for MigrationProxy {
             .with_label_values(&[method, route])
             .observe(elapsed);
         let class = metrics::status_class(status);
+        let client_product = metrics::client_label(
+            header(&self.settings.metrics.client_header),
+            &self.settings.metrics.clients,
+        );
         if let Some(d) = &ctx.deprecated {
             let outcome = match (d.action, ctx.failure, status) {
                 _ if ctx.client_closed => "client_closed",
@@ -615,12 +632,8 @@ impl ProxyHttp for MigrationProxy {
                 (_, _, 400..) => "client_error",
                 _ => "success",
             };
-            let client = metrics::client_label(
-                header(&self.settings.metrics.client_header),
-                &self.settings.metrics.clients,
-            );
             m.legacy_requests
-                .with_label_values(&[route, mode, outcome, class, client])
+                .with_label_values(&[route, mode, outcome, class, client_product])
                 .inc();
             m.legacy_duration
                 .with_label_values(&[route, mode])
@@ -645,23 +658,130 @@ impl ProxyHttp for MigrationProxy {
                 "tunnel closed"
             );
         }
-        // The path is not logged: legacy paths carry serialized tokens (client_tokens/{tid}).
-        tracing::info!(
-            target: "access",
+        let line = AccessLine {
             route,
             mode,
-            method = %req.method,
+            method: Cow::Borrowed(req.method.as_str()),
             status,
-            upstream_status = ctx.upstream_status.unwrap_or(0),
-            latency_ms = elapsed * 1000.0,
-            client = %client_ip(session).map(|ip| ip.to_string()).unwrap_or_default(),
-            user_agent = header(&http::header::USER_AGENT).unwrap_or(""),
-            subject = ctx
-                .deprecated
-                .as_ref()
-                .and_then(|d| d.subject.as_deref())
-                .unwrap_or(""),
-            error = failure.unwrap_or(""),
+            upstream_status: ctx.upstream_status.unwrap_or(0),
+            latency_ms: elapsed * 1000.0,
+            client: client_ip(session)
+                .map(|ip| ip.to_string())
+                .unwrap_or_default(),
+            user_agent: Cow::Borrowed(header(&http::header::USER_AGENT).unwrap_or("")),
+            client_product: Cow::Borrowed(client_product),
+            error: failure.unwrap_or(""),
+        };
+        match ctx.deprecated.take() {
+            Some(d) => self.record_caller(line, d),
+            None => line.write(None),
+        }
+    }
+}
+
+/// Background caller look-ups that may run at once per replica; past that a call is logged
+/// without its subject and counted (`migproxy_caller_cache_total{result="skipped"}`).
+const BACKGROUND_LOOKUPS: usize = 16;
+
+impl MigrationProxy {
+    /// Every legacy call knows its caller: resolved already (rewrite), from the cache, or
+    /// looked up in the background after the answer, bounded; then the access line and the
+    /// caller table.
+    fn record_caller(&self, line: AccessLine<'_>, d: Deprecated) {
+        let known = d.subject.or_else(|| {
+            let key = d.caller.credential.digest()?;
+            self.legacy.callers.get(&key, Instant::now())
+        });
+        let wanted = known.is_none() && d.caller.credential != Credential::None;
+        let permit = match wanted {
+            true => self.lookups.clone().try_acquire_owned().ok(),
+            false => None,
+        };
+        if wanted && permit.is_none() {
+            metrics().caller_cache.with_label_values(&["skipped"]).inc();
+        }
+        let Some(permit) = permit else {
+            self.remember(&line, known.as_ref());
+            line.write(known.as_ref());
+            return;
+        };
+        let legacy = self.legacy.clone();
+        let table = self.callers.clone();
+        let line = line.into_owned();
+        tokio::spawn(async move {
+            let resolved = legacy.resolve(d.caller).await.ok().map(|c| c.subject);
+            drop(permit);
+            let subject = resolved.filter(|s| *s != Subject::Unknown);
+            table.record(line.call_key(subject.as_ref()), SystemTime::now());
+            line.write(subject.as_ref());
+        });
+    }
+
+    fn remember(&self, line: &AccessLine<'_>, subject: Option<&Subject>) {
+        self.callers
+            .record(line.call_key(subject), SystemTime::now());
+    }
+}
+
+/// One access line; written when the request ends, or once its caller is known (it then
+/// owns its values).
+struct AccessLine<'a> {
+    route: &'static str,
+    mode: &'static str,
+    method: Cow<'a, str>,
+    status: u16,
+    upstream_status: u16,
+    latency_ms: f64,
+    client: String,
+    user_agent: Cow<'a, str>,
+    /// The bounded client label of the metrics (`metrics.clients`).
+    client_product: Cow<'a, str>,
+    error: &'static str,
+}
+
+impl AccessLine<'_> {
+    fn into_owned(self) -> AccessLine<'static> {
+        AccessLine {
+            route: self.route,
+            mode: self.mode,
+            method: Cow::Owned(self.method.into_owned()),
+            status: self.status,
+            upstream_status: self.upstream_status,
+            latency_ms: self.latency_ms,
+            client: self.client,
+            user_agent: Cow::Owned(self.user_agent.into_owned()),
+            client_product: Cow::Owned(self.client_product.into_owned()),
+            error: self.error,
+        }
+    }
+
+    fn call_key(&self, subject: Option<&Subject>) -> CallKey {
+        CallKey {
+            subject: subject.and_then(Subject::id).unwrap_or("").to_string(),
+            kind: subject.map_or("", Subject::kind),
+            route: self.route,
+            client: self.client_product.to_string(),
+            mode: self.mode,
+        }
+    }
+
+    // The path is not logged: legacy paths carry serialized tokens (client_tokens/{tid}); nor
+    // any credential: the subject is an id.
+    fn write(&self, subject: Option<&Subject>) {
+        tracing::info!(
+            target: "access",
+            route = self.route,
+            mode = self.mode,
+            method = %self.method,
+            status = self.status,
+            upstream_status = self.upstream_status,
+            latency_ms = self.latency_ms,
+            client = %self.client,
+            user_agent = %self.user_agent,
+            subject = subject.and_then(Subject::id).unwrap_or(""),
+            subject_kind = subject.map_or("", Subject::kind),
+            client_product = %self.client_product,
+            error = self.error,
         );
     }
 }

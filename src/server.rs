@@ -11,6 +11,7 @@ use pingora::server::{RunArgs, Server};
 use pingora::services::listening::Service;
 
 use crate::admin::Admin;
+use crate::callers::CallerTable;
 use crate::config::{FileConfig, Overrides, Settings};
 use crate::connection::{ConnectionLimits, Connections};
 use crate::legacy::{CallerCache, Legacy};
@@ -175,6 +176,7 @@ pub fn build(settings: Settings, source: ConfigSource) -> Result<Ready, StartErr
         ),
     ));
 
+    let callers = Arc::new(CallerTable::new(settings.metrics.callers_table_size));
     let http_proxy = pingora::proxy::http_proxy(
         &conf,
         MigrationProxy::new(
@@ -184,6 +186,7 @@ pub fn build(settings: Settings, source: ConfigSource) -> Result<Ready, StartErr
             live.clone(),
             life.clone(),
             Verifier::new(legacy.clone(), &settings.verify),
+            callers.clone(),
         ),
     );
     let limits = ConnectionLimits {
@@ -222,7 +225,10 @@ pub fn build(settings: Settings, source: ConfigSource) -> Result<Ready, StartErr
     ));
 
     if let Some(metrics) = settings.listen.metrics {
-        let mut admin = Service::new("admin".to_string(), Admin::new(legacy, life.clone()));
+        let mut admin = Service::new(
+            "admin".to_string(),
+            Admin::new(legacy, life.clone(), callers),
+        );
         admin.add_tcp(&metrics.to_string());
         server.add_service(admin);
     }

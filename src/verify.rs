@@ -182,7 +182,11 @@ impl Verifier {
             Some(answer) => answer,
             None => self.legacy.dry_run(check.req).await,
         };
-        let subject = dry.subject.clone();
+        let subject = dry
+            .subject
+            .as_ref()
+            .and_then(|s| s.id())
+            .map(str::to_string);
         let verdict = match (&dry.failure, dry.planned.as_deref()) {
             (Some(reason), _) => Verdict::Error(reason),
             (None, Some(Planned::UnknownDelete)) => {

@@ -75,6 +75,7 @@ async fn dashboard_and_alerts_query_only_exported_metrics() {
     let zone = StandIn::start(World::demo()).await.unwrap();
     let proxy = Proxy::builder(&format!("http://{}", zone.addr()))
         .extra("[routes.get_user_space_alias]\nmode = \"reject\"")
+        .extra("[routes.list_client_tokens]\nmode = \"verify\"")
         .start();
     let c = client();
     c.post(proxy.url(&format!("{P}/groups/{GROUP_ID}/users/token")))
@@ -87,6 +88,12 @@ async fn dashboard_and_alerts_query_only_exported_metrics() {
         .await
         .unwrap();
     c.get(proxy.url(&format!("{P}/configuration")))
+        .send()
+        .await
+        .unwrap();
+    // A verified call (this stand-in has no legacy code: Onezone's 404 differs).
+    c.get(proxy.url(&format!("{P}/user/client_tokens")))
+        .header("x-auth-token", ALICE_TOKEN)
         .send()
         .await
         .unwrap();

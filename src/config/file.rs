@@ -57,6 +57,8 @@ pub struct MetricsFile {
     pub client_header: String,
     /// Clients named in metrics; any other is `other`.
     pub clients: Vec<String>,
+    /// Entries of the per-replica table of legacy callers (`GET /legacy/callers`).
+    pub callers_table_size: usize,
 }
 
 /// At most this many named clients, to keep the series count bounded.
@@ -66,6 +68,7 @@ impl Default for MetricsFile {
     fn default() -> Self {
         MetricsFile {
             client_header: "user-agent".into(),
+            callers_table_size: 10_000,
             clients: [
                 "onezone-rest-cli",
                 "onedata-rest-cli",

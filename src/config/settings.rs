@@ -116,6 +116,7 @@ pub struct Metrics {
     /// The header the metrics' `client` label is read from.
     pub client_header: http::HeaderName,
     pub clients: Vec<String>,
+    pub callers_table_size: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -370,6 +370,7 @@ impl MetricsFile {
         Ok(Metrics {
             client_header,
             clients: self.clients.clone(),
+            callers_table_size: self.callers_table_size,
         })
     }
 }

@@ -97,6 +97,15 @@ pub enum Subject {
 }
 
 impl Subject {
+    /// `user`, `provider`, or `""` when unknown (the access line's `subject_kind`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Subject::User(_) => "user",
+            Subject::Provider(_) => "provider",
+            Subject::Unknown => "",
+        }
+    }
+
     pub fn id(&self) -> Option<&str> {
         match self {
             Subject::User(id) | Subject::Provider(id) => Some(id),
@@ -216,7 +225,7 @@ pub(super) fn subject_from_examine(body: &serde_json::Value) -> Subject {
 
 impl Legacy {
     /// Resolves the caller's subject (cached by credential digest).
-    pub(super) async fn resolve(&self, mut caller: Caller) -> Result<Caller, CallError> {
+    pub(crate) async fn resolve(&self, mut caller: Caller) -> Result<Caller, CallError> {
         let Some(key) = caller.credential.digest() else {
             return Ok(caller);
         };

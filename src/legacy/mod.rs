@@ -51,8 +51,8 @@ pub struct LegacyRequest {
 pub struct Answer {
     pub status: u16,
     pub body: Option<Value>,
-    /// The caller's subject id when it was resolved, for the access log.
-    pub subject: Option<String>,
+    /// The caller's subject when it was resolved, for the access log and the caller table.
+    pub subject: Option<Subject>,
     /// Why a call to Onezone failed, when that is what this answer reports.
     pub failure: Option<&'static str>,
     /// The token this answer hands out, so that it can be deleted if the answer never arrives.
@@ -179,7 +179,7 @@ impl Answer {
     }
 
     fn for_subject(mut self, caller: &Caller) -> Answer {
-        self.subject = caller.subject.id().map(str::to_string);
+        self.subject = (caller.subject != Subject::Unknown).then(|| caller.subject.clone());
         self
     }
 }
