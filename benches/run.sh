@@ -239,7 +239,7 @@ wait_for() {
 }
 http_ok() { curl -fsS -o /dev/null --max-time 2 "$1"; }
 
-declare -A ADDR PID KIND
+declare -A ADDR PID KIND MADDR
 # procs NAME: the pids whose CPU time and RSS count for NAME (nginx: master and workers).
 procs() {
     case ${KIND[$1]:-} in
@@ -293,8 +293,8 @@ KIND[direct]=upstream
 KIND[standin]=upstream
 
 # start_proxy NAME THREADS CPUS UPSTREAM_ADDR
-start_proxy() {
-    local name=$1 threads=$2 cpus=$3 upstream=$4 port mport
+start_proxy() { # start_proxy NAME THREADS CPUS UPSTREAM [MODE]
+    local name=$1 threads=$2 cpus=$3 upstream=$4 mode=${5:-rewrite} port mport
     free_port port
     free_port mport
     cat >"$tmp/$name.toml" <<EOF
@@ -312,6 +312,9 @@ shutdown_timeout = "1s"
 
 [log]
 level = "warn"
+
+[deprecation]
+mode = "$mode"
 EOF
     "$PROXY_BIN" check-config "$tmp/$name.toml" >"$tmp/$name.check" 2>&1 ||
         die "$name: config refused: $(cat "$tmp/$name.check")"
@@ -321,6 +324,7 @@ EOF
     started+=($!)
     KIND[$name]=proxy
     ADDR[$name]=127.0.0.1:$port
+    MADDR[$name]=127.0.0.1:$mport
     wait_for http_ok "http://127.0.0.1:$mport/healthz" || die "$name did not start: $(cat "$tmp/$name.log")"
 }
 
@@ -356,6 +360,8 @@ for w in $WORKERS; do
     paths+=("proxy-$w" "nginx-$w")
 done
 start_proxy legacy-proxy 2 "$BOTH_CPUS" "${ADDR[standin]}"
+start_proxy legacy-pass 2 "$BOTH_CPUS" "${ADDR[standin]}" passthrough
+start_proxy legacy-verify 2 "$BOTH_CPUS" "${ADDR[standin]}" verify
 for name in "${!KIND[@]}"; do
     [[ ${KIND[$name]} == upstream ]] && continue
     RSS_START[$name]=$(rss_kb $(procs "$name"))
@@ -538,7 +544,9 @@ fi
 # 3. The legacy path: a legacy invite through the proxy vs the new endpoint called directly.
 legacy_runs=("direct-new standin $legacy_direct_lua $BENCH_PREFIX/user/tokens/named"
     "proxy-legacy legacy-proxy $legacy_proxy_lua $BENCH_PREFIX/groups/$BENCH_GROUP_ID/users/token"
-    "proxy-new legacy-proxy $legacy_direct_lua $BENCH_PREFIX/user/tokens/named")
+    "proxy-new legacy-proxy $legacy_direct_lua $BENCH_PREFIX/user/tokens/named"
+    "passthrough-legacy legacy-pass $legacy_proxy_lua $BENCH_PREFIX/groups/$BENCH_GROUP_ID/users/token"
+    "verify-legacy legacy-verify $legacy_proxy_lua $BENCH_PREFIX/groups/$BENCH_GROUP_ID/users/token")
 if ((WARMUP > 0)); then
     for r in "${legacy_runs[@]}"; do
         read -r variant name lua p <<<"$r"
@@ -551,6 +559,19 @@ for round in $(seq "$ROUNDS"); do
         wrk_run legacy "$variant" "$name" "http://${ADDR[$name]}$p" "$lua" "$round" "$SECS" "$CONNS"
     done
 done
+# The proxy's own Onezone calls per legacy call (tokens-API calls, caller look-ups and verify's
+# reads), and verify's results, from the proxies' metrics.
+declare -A OWN_CALLS
+for name in legacy-proxy legacy-pass legacy-verify; do
+    curl -fsS --max-time 5 "http://${MADDR[$name]}/metrics" >"$tmp/$name.metrics" || : >"$tmp/$name.metrics"
+    OWN_CALLS[$name]=$(awk '
+        /^migproxy_upstream_call_duration_seconds_count/ { calls += $NF }
+        /^migproxy_legacy_requests_total/ { legacy += $NF }
+        END { if (legacy > 0) printf "%.2f", calls / legacy; else print "-" }' "$tmp/$name.metrics")
+done
+verify_results=$(awk '/^migproxy_verify_total/ {
+        match($0, /result="[a-z]+"/); r = substr($0, RSTART + 8, RLENGTH - 9); n[r] += $NF }
+    END { for (r in n) printf "%s %d, ", r, n[r] }' "$tmp/legacy-verify.metrics")
 
 # 4. Memory soak: pass-through and legacy load at once, RSS sampled. It runs before the idle
 # clients, whose freed memory the allocator keeps and would hide a slow leak.
@@ -734,15 +755,22 @@ report=$tmp/RESULTS.md
     echo
     echo "direct-new: \`POST $BENCH_PREFIX/user/tokens/named\` straight to the stand-in, a fresh token name per request (the stand-in, like Onezone, refuses a name in use with 400). proxy-legacy: the deprecated \`POST $BENCH_PREFIX/groups/{id}/users/token\` through the proxy, which creates the same kind of named invite token at the stand-in (caller cached). proxy-new: the new endpoint passed through the proxy. Every answer is checked to be 2xx. The stand-in runs in the upstream process on CPU $SERVER_CPU; its world is reset to the fixture every ${RESET_MS} ms so its token store stays small."
     echo
-    echo "| call | req/s | spread | vs direct-new | proxy CPU-s per 10k req | errors |"
-    echo "|---|---|---|---|---|---|"
+    echo "passthrough-legacy and verify-legacy: the same deprecated call with \`mode = \"passthrough\"\` and \`mode = \"verify\"\`, answered by the stand-in's own legacy code (as Onezone 21.02 answers it). Onezone calls per legacy call: the proxy's own calls to the stand-in (tokens API, caller look-ups, verify's reads) divided by the legacy calls it served."
+    echo
+    echo "| call | req/s | spread | vs direct-new | proxy CPU-s per 10k req | proxy's Onezone calls per legacy call | errors |"
+    echo "|---|---|---|---|---|---|---|"
     ld=$(med legacy direct-new standin 5)
     for r in "${legacy_runs[@]}"; do
         read -r variant name _ _ <<<"$r"
         v=$(med legacy "$variant" "$name" 5)
         errs=$(awk -F'\t' -v v="$variant" '$1 == "legacy" && $2 == v {e += $9} END {print e + 0}' "$res")
-        echo "| $variant | $(fmt0 "$v") | $(spread legacy "$variant" "$name" 5) | $(ratio "$v" "$ld") | $(med legacy "$variant" "$name" 10) | $errs |"
+        own=${OWN_CALLS[$name]:-}
+        [[ $variant == proxy-new || $variant == direct-new ]] && own=""
+        echo "| $variant | $(fmt0 "$v") | $(spread legacy "$variant" "$name" 5) | $(ratio "$v" "$ld") | $(med legacy "$variant" "$name" 10) | $own | $errs |"
     done
+    echo
+    vp=$(ratio "$(med legacy verify-legacy legacy-verify 5)" "$(med legacy passthrough-legacy legacy-pass 5)")
+    echo "verify / passthrough throughput: ${vp}x. verify's checks: ${verify_results%, } (a check that finds the queue full is dropped and counted, never queued without bound)."
     echo
     echo "## Memory (RSS, MiB)"
     echo

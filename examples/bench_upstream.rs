@@ -12,7 +12,8 @@
 //! - `GET /tiny` and anything else: 200 with a 10-byte body;
 //! - `GET /1mib`: 200 with a 1 MiB body (one precomputed buffer, never copied).
 //!
-//! With `--standin` it also serves the Onezone stand-in (`World::demo()`, the demo fixture) on
+//! With `--standin` it also serves the Onezone stand-in (`World::demo()`, the demo fixture, with
+//! its legacy endpoints on) on
 //! another port and prints `standin ADDR` as the second line. The stand-in keeps every token it
 //! creates and checks a new token's name against all of them, and it records every request; to
 //! keep a long benchmark from measuring that growth, the world is reset to the fixture every
@@ -161,6 +162,14 @@ fn main() -> ExitCode {
     }
 }
 
+/// The demo fixture, serving the legacy endpoints itself too (as Onezone 21.02 does), so the
+/// legacy rows can compare `rewrite` with `passthrough` and `verify` against the same Onezone.
+fn legacy_world() -> World {
+    let mut world = World::demo();
+    world.serve_legacy(true);
+    world
+}
+
 async fn serve(args: Args) -> std::io::Result<()> {
     let listener = TcpListener::bind(args.addr.unwrap_or(([127, 0, 0, 1], 0).into())).await?;
     println!("{}", listener.local_addr()?);
@@ -168,7 +177,7 @@ async fn serve(args: Args) -> std::io::Result<()> {
     // Keep the stand-in alive for the life of the process (dropping it stops it).
     let _standin = match args.standin {
         Some(addr) => {
-            let standin = std::sync::Arc::new(StandIn::start_on(addr, World::demo()).await?);
+            let standin = std::sync::Arc::new(StandIn::start_on(addr, legacy_world()).await?);
             println!("standin {}", standin.addr());
             if args.standin_reset_ms > 0 {
                 let standin = std::sync::Arc::clone(&standin);
@@ -178,7 +187,7 @@ async fn serve(args: Args) -> std::io::Result<()> {
                     loop {
                         tick.tick().await;
                         // Drop the old world outside the stand-in's lock.
-                        let old = standin.with_world(|w| std::mem::replace(w, World::demo()));
+                        let old = standin.with_world(|w| std::mem::replace(w, legacy_world()));
                         drop(old);
                         standin.clear_requests();
                     }

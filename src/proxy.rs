@@ -692,7 +692,10 @@ impl MigrationProxy {
             let key = d.caller.credential.digest()?;
             self.legacy.callers.get(&key, Instant::now())
         });
-        let wanted = known.is_none() && d.caller.credential != Credential::None;
+        // `rewrite` has asked already: a credential it could not resolve is not asked again.
+        let wanted = known.is_none()
+            && d.caller.credential != Credential::None
+            && d.action != Action::Rewrite;
         let permit = match wanted {
             true => self.lookups.clone().try_acquire_owned().ok(),
             false => None,
