@@ -161,39 +161,31 @@ pub(super) async fn delete(
         },
         _ => return not_found().await,
     };
+    // A dry run reads the token instead of deleting it, and predicts the delete's answer.
+    let call = match effect {
+        Effect::Apply => Call::delete("delete_named", format!("/tokens/named/{named_id}")),
+        Effect::DryRun => Call::get("get_named", format!("/tokens/named/{named_id}")),
+    };
+    let reply = lg.client.call(&call, &caller.forwarded).await?;
     if effect == Effect::DryRun {
-        return predict_delete(lg, &named_id, caller).await;
+        return Ok(predict_delete(&reply, caller));
     }
-    let deleted = lg
-        .client
-        .call(
-            &Call::delete("delete_named", format!("/tokens/named/{named_id}")),
-            &caller.forwarded,
-        )
-        .await?;
-    Ok(match deleted.status {
+    Ok(match reply.status {
         200..=299 => Answer::no_content(),
         // Someone else's token: the owner check fails (`token_logic_plugin.erl:403-410`) and
         // `entity_logic:report_unauthorized` answers 403.
         403 => Answer::error(OnezoneError::forbidden()),
-        _ => legacy_error(&deleted),
+        _ => legacy_error(&reply),
     })
 }
 
-/// A dry run's delete: what `DELETE /tokens/named/{id}` would answer, from reading the token.
-async fn predict_delete(lg: &Legacy, id: &str, caller: &Caller) -> Result<Answer, CallError> {
-    let read = lg
-        .client
-        .call(
-            &Call::get("get_named", format!("/tokens/named/{id}")),
-            &caller.forwarded,
-        )
-        .await?;
+/// A dry run's delete: what `DELETE /tokens/named/{id}` would answer, from the token's read.
+fn predict_delete(read: &crate::onezone::client::Reply, caller: &Caller) -> Answer {
     let own = match &caller.subject {
         Subject::User(me) => read.body["subject"]["id"].as_str() == Some(me.as_str()),
         _ => false,
     };
-    Ok(match read.status {
+    match read.status {
         200..=299 if own => Answer::no_content(),
         // Another subject's token that the caller may read (an admin): only deleting it tells.
         200..=299 => Answer {
@@ -201,8 +193,8 @@ async fn predict_delete(lg: &Legacy, id: &str, caller: &Caller) -> Result<Answer
             ..Answer::empty(200)
         },
         403 => Answer::error(OnezoneError::forbidden()),
-        _ => legacy_error(&read),
-    })
+        _ => legacy_error(read),
+    }
 }
 
 #[cfg(test)]

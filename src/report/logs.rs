@@ -102,8 +102,8 @@ pub(crate) fn read(
             Err(e) => {
                 // What was read before the error counts; a partial line is malformed.
                 if !buf.iter().all(u8::is_ascii_whitespace) {
-                    stats.lines_read += 1;
-                    stats.malformed_lines += 1;
+                    stats.counts.lines_read += 1;
+                    stats.counts.malformed_lines += 1;
                 }
                 stats.error = Some(e.to_string());
                 break;
@@ -113,11 +113,11 @@ pub(crate) fn read(
             // Blank line.
             continue;
         };
-        stats.lines_read += 1;
+        stats.counts.lines_read += 1;
         progress.line();
         match classify(line) {
             Class::Legacy(call) => {
-                stats.legacy_lines += 1;
+                stats.counts.legacy_lines += 1;
                 let day = [(day_of(call.at), 1)];
                 tally.add(&Calls {
                     subject: &call.subject,
@@ -131,8 +131,8 @@ pub(crate) fn read(
                     per_day: &day,
                 });
             }
-            Class::Other => stats.other_lines += 1,
-            Class::Malformed => stats.malformed_lines += 1,
+            Class::Other => stats.counts.other_lines += 1,
+            Class::Malformed => stats.counts.malformed_lines += 1,
         }
     }
     Ok(stats)

@@ -82,23 +82,21 @@ pub(crate) fn to_json(report: &Report) -> Value {
         .sources
         .iter()
         .map(|s| {
-            json!({
-                "source": s.name,
-                "type": if s.admin { "admin" } else { "log" },
-                "lines_read": s.lines_read,
-                "legacy_lines": s.legacy_lines,
-                "other_lines": s.other_lines,
-                "malformed_lines": s.malformed_lines,
-                "admin_entries": s.admin_entries,
-                "admin_entries_skipped": s.admin_entries_skipped,
-                "replica_started": time(s.replica_started),
-                "replica_now": time(s.replica_now),
-                "evicted": s.evicted,
-                "error": s.error,
-            })
+            let mut o = serde_json::Map::new();
+            o.insert("source".into(), json!(s.name));
+            o.insert("type".into(), json!(if s.admin { "admin" } else { "log" }));
+            s.counts.write_into(&mut o);
+            o.insert("replica_started".into(), json!(time(s.replica_started)));
+            o.insert("replica_now".into(), json!(time(s.replica_now)));
+            o.insert("evicted".into(), json!(s.evicted));
+            o.insert("error".into(), json!(s.error));
+            Value::Object(o)
         })
         .collect();
-    let t = report.totals();
+    let mut input = serde_json::Map::new();
+    input.insert("sources".into(), json!(report.sources.len()));
+    report.totals().write_into(&mut input);
+    input.insert("per_source".into(), Value::Array(sources));
     json!({
         "kind": "onezone-migration-proxy/legacy-report",
         "version": 1,
@@ -113,16 +111,7 @@ pub(crate) fn to_json(report: &Report) -> Value {
         "operations": operations,
         "callers": callers,
         "quiet_operations": quiet,
-        "input": {
-            "sources": report.sources.len(),
-            "lines_read": t.lines_read,
-            "legacy_lines": t.legacy_lines,
-            "other_lines": t.other_lines,
-            "malformed_lines": t.malformed_lines,
-            "admin_entries": t.admin_entries,
-            "admin_entries_skipped": t.admin_entries_skipped,
-            "per_source": sources,
-        },
+        "input": input,
     })
 }
 
@@ -297,10 +286,10 @@ pub(crate) fn source_figures(s: &SourceStats) -> String {
     if !s.admin {
         return format!(
             "log: {} read, {} legacy, {} other, {} malformed",
-            plural(s.lines_read, "line"),
-            s.legacy_lines,
-            s.other_lines,
-            s.malformed_lines
+            plural(s.counts.lines_read, "line"),
+            s.counts.legacy_lines,
+            s.counts.other_lines,
+            s.counts.malformed_lines
         );
     }
     let started = s
@@ -312,8 +301,8 @@ pub(crate) fn source_figures(s: &SourceStats) -> String {
     };
     format!(
         "admin table: {} ({} skipped), since {started}{evicted}",
-        plural(s.admin_entries, "entry"),
-        s.admin_entries_skipped
+        plural(s.counts.admin_entries, "entry"),
+        s.counts.admin_entries_skipped
     )
 }
 

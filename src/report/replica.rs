@@ -77,8 +77,8 @@ pub(crate) fn read_snapshot(
     let mut per_day = Vec::with_capacity(32);
     for entry in entries {
         match add_entry(entry, tally, &mut per_day) {
-            Some(()) => stats.admin_entries += 1,
-            None => stats.admin_entries_skipped += 1,
+            Some(()) => stats.counts.admin_entries += 1,
+            None => stats.counts.admin_entries_skipped += 1,
         }
     }
     Ok(stats)
@@ -142,7 +142,13 @@ mod tests {
         });
         let mut tally = Tally::new();
         let stats = read_snapshot("http://r1:9090", &doc, &mut tally).unwrap();
-        assert_eq!((stats.admin_entries, stats.admin_entries_skipped), (1, 2));
+        assert_eq!(
+            (
+                stats.counts.admin_entries,
+                stats.counts.admin_entries_skipped
+            ),
+            (1, 2)
+        );
         assert_eq!(stats.evicted, Some(4));
         let now = humantime::parse_rfc3339("2026-12-02T00:00:00Z").unwrap();
         let report = tally.finish(now, None, vec![stats]);

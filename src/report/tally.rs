@@ -181,13 +181,8 @@ pub(crate) struct SourceStats {
     /// The path (`(standard input)` for `-`) or the admin URL.
     pub(crate) name: String,
     pub(crate) admin: bool,
-    pub(crate) lines_read: u64,
-    pub(crate) legacy_lines: u64,
-    pub(crate) other_lines: u64,
-    pub(crate) malformed_lines: u64,
-    pub(crate) admin_entries: u64,
-    /// Admin entries of an operation this build does not know, or without their fields.
-    pub(crate) admin_entries_skipped: u64,
+    /// What was read from it.
+    pub(crate) counts: Counts,
     pub(crate) replica_started: Option<SystemTime>,
     pub(crate) replica_now: Option<SystemTime>,
     pub(crate) evicted: Option<u64>,
@@ -242,27 +237,48 @@ pub(crate) struct Report {
     pub(crate) sources: Vec<SourceStats>,
 }
 
-/// The sums over all sources.
-#[derive(Debug, Default)]
-pub(crate) struct Totals {
+/// Lines and entries read: per source, and summed over all of them.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Counts {
     pub(crate) lines_read: u64,
     pub(crate) legacy_lines: u64,
     pub(crate) other_lines: u64,
     pub(crate) malformed_lines: u64,
     pub(crate) admin_entries: u64,
+    /// Admin entries of an operation this build does not know, or without their fields.
     pub(crate) admin_entries_skipped: u64,
 }
 
+impl Counts {
+    fn add(&mut self, o: &Counts) {
+        self.lines_read += o.lines_read;
+        self.legacy_lines += o.legacy_lines;
+        self.other_lines += o.other_lines;
+        self.malformed_lines += o.malformed_lines;
+        self.admin_entries += o.admin_entries;
+        self.admin_entries_skipped += o.admin_entries_skipped;
+    }
+
+    /// The counts as keys of a JSON object, in the documented order.
+    pub(crate) fn write_into(&self, o: &mut serde_json::Map<String, serde_json::Value>) {
+        for (key, n) in [
+            ("lines_read", self.lines_read),
+            ("legacy_lines", self.legacy_lines),
+            ("other_lines", self.other_lines),
+            ("malformed_lines", self.malformed_lines),
+            ("admin_entries", self.admin_entries),
+            ("admin_entries_skipped", self.admin_entries_skipped),
+        ] {
+            o.insert(key.to_string(), n.into());
+        }
+    }
+}
+
 impl Report {
-    pub(crate) fn totals(&self) -> Totals {
-        let mut t = Totals::default();
+    pub(crate) fn totals(&self) -> Counts {
+        let mut t = Counts::default();
         for s in &self.sources {
-            t.lines_read += s.lines_read;
-            t.legacy_lines += s.legacy_lines;
-            t.other_lines += s.other_lines;
-            t.malformed_lines += s.malformed_lines;
-            t.admin_entries += s.admin_entries;
-            t.admin_entries_skipped += s.admin_entries_skipped;
+            t.add(&s.counts);
         }
         t
     }
