@@ -619,10 +619,17 @@ impl ProxyHttp for MigrationProxy {
             .with_label_values(&[method, route])
             .observe(elapsed);
         let class = metrics::status_class(status);
-        let client_product = metrics::client_label(
-            header(&self.settings.metrics.client_header),
-            &self.settings.metrics.clients,
-        );
+        // A pass-through request with access lines off (`log.level = "warn"`) ends here, after
+        // its metrics: nothing below is built for it (measured: the eager line cost about 10% of
+        // pass-through throughput).
+        let access = tracing::enabled!(target: "access", tracing::Level::INFO);
+        let client_product = match ctx.deprecated.is_some() || access {
+            true => metrics::client_label(
+                header(&self.settings.metrics.client_header),
+                &self.settings.metrics.clients,
+            ),
+            false => "",
+        };
         if let Some(d) = &ctx.deprecated {
             let outcome = match (d.action, ctx.failure, status) {
                 _ if ctx.client_closed => "client_closed",
@@ -657,6 +664,9 @@ impl ProxyHttp for MigrationProxy {
                 end = ctx.tunnel_end.unwrap_or("closed"),
                 "tunnel closed"
             );
+        }
+        if ctx.deprecated.is_none() && !access {
+            return;
         }
         let line = AccessLine {
             route,

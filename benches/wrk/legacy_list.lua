@@ -1,0 +1,18 @@
+-- A read-only legacy call: GET .../user/client_tokens as alice. The passthrough and verify rows
+-- use it: Onezone's own legacy invite picks a random 6-hex name suffix without retrying, so at
+-- thousands of invites per second it sometimes collides (400, as Onezone would), which is not a
+-- fault of either mode. BENCH_PREFIX and BENCH_TOKEN come from benches/run.sh.
+local prefix = os.getenv("BENCH_PREFIX")
+local token = os.getenv("BENCH_TOKEN")
+local req = wrk.format("GET", prefix .. "/user/client_tokens", { ["X-Auth-Token"] = token })
+non2xx = 0
+
+function request()
+   return req
+end
+
+function response(status, headers, body)
+   if status < 200 or status > 299 then
+      non2xx = non2xx + 1
+   end
+end
