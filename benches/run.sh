@@ -184,11 +184,12 @@ UP_BIN=$target_dir/release/examples/bench_upstream
 # The stand-in's fixture (alice and her group), as the stand-in itself states it.
 fixture_json=$("$UP_BIN" --fixture) || die "bench_upstream --fixture failed"
 fixture() { python3 -c 'import json, sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$fixture_json" "$1"; }
-export BENCH_TOKEN BENCH_GROUP_ID BENCH_PREFIX
+export BENCH_TOKEN BENCH_GROUP_ID BENCH_PREFIX BENCH_LIST_TOKEN
 # (BENCH_TOKEN may be set to check that failing runs fail the script: a wrong token gets 401.)
 BENCH_TOKEN=${BENCH_TOKEN:-$(fixture alice_token)}
 BENCH_GROUP_ID=$(fixture group_id)
 BENCH_PREFIX=$(fixture api_prefix)
+BENCH_LIST_TOKEN=$(fixture bob_token)
 [[ -n $BENCH_TOKEN && -n $BENCH_GROUP_ID && -n $BENCH_PREFIX ]] ||
     die "cannot read alice_token / group_id / api_prefix from bench_upstream --fixture"
 
@@ -832,7 +833,7 @@ report=$tmp/RESULTS.md
     echo
     echo "direct-new: \`POST $BENCH_PREFIX/user/tokens/named\` straight to the stand-in, a fresh token name per request (the stand-in, like Onezone, refuses a name in use with 400). proxy-legacy: the deprecated \`POST $BENCH_PREFIX/groups/{id}/users/token\` through the proxy, which creates the same kind of named invite token at the stand-in (caller cached). proxy-new: the new endpoint passed through the proxy. Every answer is checked to be 2xx. The stand-in runs in the upstream process on CPU $SERVER_CPU; its world is reset to the fixture every ${RESET_MS} ms so its token store stays small."
     echo
-    echo "rewrite-list, passthrough-list and verify-list: the read-only legacy \`GET $BENCH_PREFIX/user/client_tokens\` in each mode; passthrough and verify are answered by the stand-in's own legacy code, as Onezone 21.02 answers them (its legacy invite draws a random name suffix without retrying, so at these rates it sometimes collides: these rows use the list). Onezone calls per legacy call: the proxy's own calls to the stand-in (tokens API, caller look-ups, verify's reads) divided by all the legacy calls that proxy served (for legacy-proxy: its invites and its lists together)."
+    echo "rewrite-list, passthrough-list and verify-list: the read-only legacy \`GET $BENCH_PREFIX/user/client_tokens\` (bob's, whose list the invite rows do not grow) in each mode; passthrough and verify are answered by the stand-in's own legacy code, as Onezone 21.02 answers them (its legacy invite draws a random name suffix without retrying, so at these rates it sometimes collides: these rows use the list). Onezone calls per legacy call: the proxy's own calls to the stand-in (tokens API, caller look-ups, verify's reads) divided by all the legacy calls that proxy served (for legacy-proxy: its invites and its lists together)."
     echo
     echo "| call | req/s | spread | vs direct-new | proxy CPU-s per 10k req | proxy's Onezone calls per legacy call | errors |"
     echo "|---|---|---|---|---|---|---|"
