@@ -384,6 +384,11 @@ impl MigrationProxy {
 impl ProxyHttp for MigrationProxy {
     type CTX = Ctx;
 
+    /// No downstream modules. Pingora's default adds its response compression, disabled, and
+    /// still builds its state and runs its filters on every request; the proxy never
+    /// compresses (Onezone's encoding passes through as it is).
+    fn init_downstream_modules(&self, _modules: &mut pingora::modules::http::HttpModules) {}
+
     fn new_ctx(&self) -> Ctx {
         Ctx {
             start: Instant::now(),
