@@ -1,4 +1,4 @@
--- Prepended to every wrk script of benches/run.sh: one machine-readable summary line.
+-- Prepended to every wrk script of benches/run.py: one machine-readable summary line.
 -- Scripts that count answers themselves (response()) set `non2xx` per thread; it is summed here.
 local bench_threads = {}
 
