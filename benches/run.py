@@ -61,6 +61,9 @@ Environment (defaults: full run / smoke):
                        (full run: 1; smoke: use oha only when already installed)
   BENCH_STRICT         1: exit 3 when a target is missed (0)
   BENCH_KEEP_TMP       1: keep the temporary directory (logs, configs) for inspection
+  BENCH_PROFILE        the proxy's cargo profile: dist is the shipped build (fat LTO, no
+                       demo feature, as deploy/Dockerfile builds it; about 7 min cold),
+                       release is what the tests build ("dist" / "release")
 """
 
 HERE = Path(__file__).resolve().parent
@@ -107,6 +110,7 @@ class Settings:
     tiny_path: str
     reset_ms: str
     keep_tmp: bool
+    profile: str
 
 
 def parse_args(argv: list[str]) -> Settings:
@@ -170,6 +174,7 @@ def parse_args(argv: list[str]) -> Settings:
         tiny_path=env("BENCH_TINY_PATH") or "/api/v3/onezone/user/spaces",
         reset_ms=env("BENCH_STANDIN_RESET_MS") or "200",
         keep_tmp=(env("BENCH_KEEP_TMP") or "0") == "1",
+        profile=pick("BENCH_PROFILE", "dist", "release"),
     )
 
 
@@ -737,21 +742,31 @@ mode = "{mode}"
             self.oha = ""
 
     def build(self) -> None:
+        """The proxy in the chosen profile (dist: the shipped build, deploy/Dockerfile's
+        command) and the benchmark's upstream in release."""
         start = time.monotonic()
-        log("building (release): the proxy and examples/bench_upstream")
-        rc = run_to_stderr(["cargo", "build", "--release", "--quiet", "--bin",
-                            "onezone-migration-proxy", "--example", "bench_upstream"], cwd=ROOT)
-        if rc != 0:
-            log(f"error: cargo build failed (exit {rc})")
-            sys.exit(rc)
+        profile = self.s.profile
+        if profile not in ("dist", "release"):
+            die(f"BENCH_PROFILE must be dist or release, not {profile!r}")
+        proxy_build = ["cargo", "build", "--profile", profile, "--quiet", "--locked",
+                       "--bin", "onezone-migration-proxy"]
+        if profile == "dist":
+            proxy_build.append("--no-default-features")
+        log(f"building: the proxy ({profile}) and examples/bench_upstream (release)")
+        for cmd in (proxy_build, ["cargo", "build", "--release", "--quiet", "--locked",
+                                  "--example", "bench_upstream"]):
+            rc = run_to_stderr(cmd, cwd=ROOT)
+            if rc != 0:
+                log(f"error: cargo build failed (exit {rc})")
+                sys.exit(rc)
         self.build_secs = int(time.monotonic() - start)
         target = Path(os.environ.get("CARGO_TARGET_DIR") or "target")
         if not target.is_absolute():
             target = ROOT / target
-        self.proxy_bin = str(target / "release" / "onezone-migration-proxy")
+        self.proxy_bin = str(target / profile / "onezone-migration-proxy")
         self.up_bin = str(target / "release" / "examples" / "bench_upstream")
         if not (os.access(self.proxy_bin, os.X_OK) and os.access(self.up_bin, os.X_OK)):
-            die(f"build products not found under {target}/release")
+            die(f"build products not found under {target}")
 
     def read_fixture(self) -> None:
         """The stand-in's fixture (alice and her group), as the stand-in itself states it; the
@@ -1158,7 +1173,7 @@ mode = "{mode}"
             ["OS, kernel", f"{os_name()}, Linux {os.uname().release}"],
             ["load average (1, 5, 15 min) at start / end of the load",
              f"{self.loadavg_start} / {self.loadavg_end}"],
-            ["proxy", f"{proxy_version}, commit {git_rev()}, release build ({rustc})"],
+            ["proxy", f"{proxy_version}, commit {git_rev()}, {self.s.profile} build ({rustc})"],
             ["load generators", f"wrk {wrk_version} (closed loop), {oha_version} (open loop)"],
             ["nginx", f"{nginx_version} (Debian)"],
         ]

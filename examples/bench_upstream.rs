@@ -1,4 +1,4 @@
-//! The fast upstream of the benchmark harness (`benches/run.sh`), and its idle-client helper.
+//! The fast upstream of the benchmark harness (`benches/run.py`), and its idle-client helper.
 //!
 //! ```text
 //! bench_upstream [ADDR] [--threads N] [--standin [ADDR]] [--standin-reset-ms MS]
