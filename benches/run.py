@@ -1426,6 +1426,11 @@ mode = "{mode}"
             out += [f"- {f}" for f in self.failed_runs]
         else:
             out.append("Every run was clean: no socket errors, no timeouts, no non-2xx answers.")
+        # The levers' A/B figures are measured apart from this run (two binaries or two
+        # configurations side by side); the full report carries them as they were written.
+        levers = HERE / "levers.md"
+        if not self.s.smoke and levers.exists():
+            out += ["", levers.read_text().rstrip("\n")]
         return "\n".join(out) + "\n"
 
 
