@@ -265,7 +265,9 @@ async fn premature_upgrade_on_api_routes_opens_no_tunnel() {
     );
 }
 
-async fn legacy_call_against(fault: Fault) -> (u16, serde_json::Value, usize, Proxy, FaultServer) {
+async fn legacy_call_against(
+    fault: Fault,
+) -> (u16, serde_json::Value, Vec<String>, Proxy, FaultServer) {
     let server = FaultServer::start(fault).await;
     let proxy = Proxy::builder(&server.url())
         .upstream_keys("read_timeout = \"1s\"")
@@ -277,8 +279,8 @@ async fn legacy_call_against(fault: Fault) -> (u16, serde_json::Value, usize, Pr
         .unwrap();
     let status = r.status().as_u16();
     let body = r.json().await.unwrap_or(serde_json::Value::Null);
-    let n = server.requests();
-    (status, body, n, proxy, server)
+    let lines = server.request_lines();
+    (status, body, lines, proxy, server)
 }
 
 /// Every kind of broken answer to a legacy call gives an Onezone-shaped 502 or 504 within the
@@ -302,9 +304,15 @@ async fn upstream_faults_on_legacy_calls_are_gateway_errors() {
             body["error"]["id"].is_string(),
             "{fault:?}: Onezone's error shape: {body}"
         );
+        // Counted by what was asked: a request from elsewhere that reached this upstream
+        // (one full run saw a second request once, never reproduced) is named, not miscounted.
+        let creations = calls
+            .iter()
+            .filter(|l| l.starts_with("post ") && l.contains("/tokens/named"))
+            .count();
         assert!(
-            calls <= 1,
-            "{fault:?}: token creation is not retried ({calls} calls)"
+            creations == 1,
+            "{fault:?}: one token creation, not retried; the upstream received {calls:?}"
         );
         assert!(
             started.elapsed() < Duration::from_secs(6),

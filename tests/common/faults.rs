@@ -1,9 +1,8 @@
-//! A misbehaving upstream: every request gets the same fault. It counts the request heads it
-//! received, so tests can check that nothing was retried.
+//! A misbehaving upstream: every request gets the same fault. It keeps the request line of
+//! every request head it received, so tests can check that nothing was retried.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -31,7 +30,7 @@ pub enum Fault {
 
 pub struct FaultServer {
     pub addr: SocketAddr,
-    heads: Arc<AtomicUsize>,
+    heads: Arc<Mutex<Vec<String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -45,7 +44,7 @@ impl FaultServer {
     pub async fn start(fault: Fault) -> FaultServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let heads = Arc::new(AtomicUsize::new(0));
+        let heads = Arc::new(Mutex::new(Vec::new()));
         let counter = heads.clone();
         let task = tokio::spawn(async move {
             while let Ok((mut s, _)) = listener.accept().await {
@@ -74,8 +73,9 @@ impl FaultServer {
                         if seen.len() < end + 4 + len {
                             continue;
                         }
+                        let line = head.lines().next().unwrap_or("").to_string();
+                        counter.lock().unwrap().push(line);
                         seen.drain(..end + 4 + len);
-                        counter.fetch_add(1, Ordering::SeqCst);
                         if !answer(&mut s, fault).await {
                             return;
                         }
@@ -91,7 +91,12 @@ impl FaultServer {
     }
 
     pub fn requests(&self) -> usize {
-        self.heads.load(Ordering::SeqCst)
+        self.heads.lock().unwrap().len()
+    }
+
+    /// The request lines received so far, in order (lower-cased).
+    pub fn request_lines(&self) -> Vec<String> {
+        self.heads.lock().unwrap().clone()
     }
 }
 
