@@ -819,9 +819,11 @@ mode = "{mode}"
 
     # -- measurements ----------------------------------------------------------------------
     def wrk_script(self, name: str, body: str = "") -> str:
-        """report.lua (the BENCH summary line) plus an optional request script."""
+        """report.lua (the BENCH summary line) plus an optional request script, which gets
+        check_2xx.lua (its answers counted) in front of it."""
         text = (HERE / "wrk" / "report.lua").read_text()
         if body:
+            text += (HERE / "wrk" / "check_2xx.lua").read_text()
             text += (HERE / "wrk" / body).read_text()
         path = self.tmp / f"{name}.lua"
         path.write_text(text)

@@ -213,7 +213,8 @@ impl Connections {
             let Some(next) = Idle::new(next) else {
                 return;
             };
-            (stream, persistent) = (next, settings);
+            stream = next;
+            persistent = settings;
             fresh = false;
         }
     }

@@ -627,8 +627,9 @@ impl ProxyHttp for MigrationProxy {
         // A pass-through request with access lines off (`log.level = "warn"`) ends here, after
         // its metrics: nothing below is built for it (measured: the eager line cost about 10% of
         // pass-through throughput).
-        let access = tracing::enabled!(target: "access", tracing::Level::INFO);
-        let client_product = match ctx.deprecated.is_some() || access {
+        let line_wanted =
+            ctx.deprecated.is_some() || tracing::enabled!(target: "access", tracing::Level::INFO);
+        let client_product = match line_wanted {
             true => metrics::client_label(
                 header(&self.settings.metrics.client_header),
                 &self.settings.metrics.clients,
@@ -670,7 +671,7 @@ impl ProxyHttp for MigrationProxy {
                 "tunnel closed"
             );
         }
-        if ctx.deprecated.is_none() && !access {
+        if !line_wanted {
             return;
         }
         let line = AccessLine {

@@ -284,7 +284,7 @@ async fn legacy_call_against(
 }
 
 /// Every kind of broken answer to a legacy call gives an Onezone-shaped 502 or 504 within the
-/// timeout, a single upstream call (no retry of token creation), and a proxy that carries on.
+/// timeout, exactly one token creation (never retried), and a proxy that carries on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_faults_on_legacy_calls_are_gateway_errors() {
     for (fault, want) in [

@@ -10,7 +10,6 @@ local path = prefix .. "/user/tokens/named"
 local headers = { ["X-Auth-Token"] = token, ["Content-Type"] = "application/json" }
 local counter = 0
 local tag = nil
-non2xx = 0
 
 function request()
    if tag == nil then
@@ -22,10 +21,4 @@ function request()
       '{"name":"user invite to group - %s %s %d %d","type":{"inviteToken":{"inviteType":"userJoinGroup","groupId":"%s"}},"usageLimit":1}',
       group:sub(1, 12), tag, tonumber(bench_id) or 0, counter, group)
    return wrk.format("POST", path, headers, body)
-end
-
-function response(status, headers, body)
-   if status < 200 or status > 299 then
-      non2xx = non2xx + 1
-   end
 end

@@ -7,14 +7,7 @@
 local prefix = os.getenv("BENCH_PREFIX")
 local token = os.getenv("BENCH_LIST_TOKEN")
 local req = wrk.format("GET", prefix .. "/user/client_tokens", { ["X-Auth-Token"] = token })
-non2xx = 0
 
 function request()
    return req
-end
-
-function response(status, headers, body)
-   if status < 200 or status > 299 then
-      non2xx = non2xx + 1
-   end
 end

@@ -7,14 +7,7 @@ local group = os.getenv("BENCH_GROUP_ID")
 local token = os.getenv("BENCH_TOKEN")
 local req = wrk.format("POST", prefix .. "/groups/" .. group .. "/users/token",
    { ["X-Auth-Token"] = token }, "")
-non2xx = 0
 
 function request()
    return req
-end
-
-function response(status, headers, body)
-   if status < 200 or status > 299 then
-      non2xx = non2xx + 1
-   end
 end
